@@ -1,0 +1,45 @@
+//! Atoms used across the NIF boundary.
+
+rustler::atoms! {
+    ok,
+    error,
+    nil,
+    true_ = "true",
+    false_ = "false",
+
+    // check_deadline answers
+    wait,
+    expired,
+    replied,
+
+    // error reasons (upstream Snakepit names where one exists)
+    queue_timeout,
+    pool_saturated,
+    timeout,
+    worker_crashed,
+    pool_not_initialized,
+    pool_shutdown,
+    invalid_command,
+    invalid_args,
+    args_too_large,
+    protocol_error,
+    worker_error,
+    unknown_command,
+
+    // messages to the pool's owner process
+    snakepit_event,
+    snakepit_log,
+    stdout,
+    stderr,
+    ready,
+    start_failed,
+    worker_ready,
+    worker_exit,
+    worker_start_failed,
+
+    // worker states
+    available,
+    busy,
+    starting,
+    dead,
+}

@@ -1,0 +1,88 @@
+//! Errors that reach callers, each with the reason atom `Snakepit.Error` carries.
+
+use rustler::{Atom, Encoder, Env, Term};
+
+use crate::atoms;
+use snakepit_protocol::message::WorkerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("{0}")]
+    InvalidCommand(String),
+    #[error("{0}")]
+    InvalidArgs(String),
+    #[error("request of {size} bytes exceeds the maximum frame size of {max} bytes")]
+    ArgsTooLarge { size: usize, max: usize },
+    #[error("pool queue is full ({max} requests waiting)")]
+    PoolSaturated { max: usize },
+    #[error("request waited {waited_ms} ms in the queue without a free worker")]
+    QueueTimeout { waited_ms: u64 },
+    #[error("command {command:?} did not finish within {timeout_ms} ms")]
+    Timeout { command: String, timeout_ms: u64 },
+    #[error("worker {worker_id} exited while running the request ({exit})")]
+    WorkerCrashed { worker_id: String, exit: String },
+    #[error("worker {worker_id} broke the protocol: {detail}")]
+    ProtocolError { worker_id: String, detail: String },
+    #[error("{0}")]
+    PoolNotInitialized(String),
+    #[error("pool is shutting down")]
+    PoolShutdown,
+    #[error("{}: {}", .0.kind, .0.message)]
+    WorkerError(WorkerError),
+    #[error("{}", .0.message)]
+    UnknownCommand(WorkerError),
+}
+
+impl PoolError {
+    pub fn reason(&self) -> Atom {
+        match self {
+            PoolError::InvalidCommand(_) => atoms::invalid_command(),
+            PoolError::InvalidArgs(_) => atoms::invalid_args(),
+            PoolError::ArgsTooLarge { .. } => atoms::args_too_large(),
+            PoolError::PoolSaturated { .. } => atoms::pool_saturated(),
+            PoolError::QueueTimeout { .. } => atoms::queue_timeout(),
+            PoolError::Timeout { .. } => atoms::timeout(),
+            PoolError::WorkerCrashed { .. } => atoms::worker_crashed(),
+            PoolError::ProtocolError { .. } => atoms::protocol_error(),
+            PoolError::PoolNotInitialized(_) => atoms::pool_not_initialized(),
+            PoolError::PoolShutdown => atoms::pool_shutdown(),
+            PoolError::WorkerError(_) => atoms::worker_error(),
+            PoolError::UnknownCommand(_) => atoms::unknown_command(),
+        }
+    }
+
+    /// Builds `{reason, message, details}`, which `Snakepit.Error.from_native/1` turns into a struct.
+    pub fn to_term<'a>(&self, env: Env<'a>) -> Term<'a> {
+        let details = match self {
+            PoolError::WorkerError(error) | PoolError::UnknownCommand(error) => Term::map_new(env)
+                .map_put("type", error.kind.as_str())
+                .and_then(|m| m.map_put("message", error.message.as_str()))
+                .and_then(|m| m.map_put("traceback", error.traceback.as_deref()))
+                .unwrap(),
+            PoolError::WorkerCrashed { worker_id, exit } => Term::map_new(env)
+                .map_put("worker_id", worker_id.as_str())
+                .and_then(|m| m.map_put("exit", exit.as_str()))
+                .unwrap(),
+            PoolError::ProtocolError { worker_id, .. } => Term::map_new(env)
+                .map_put("worker_id", worker_id.as_str())
+                .unwrap(),
+            PoolError::QueueTimeout { waited_ms } => {
+                Term::map_new(env).map_put("waited_ms", *waited_ms).unwrap()
+            }
+            PoolError::Timeout { timeout_ms, .. } => Term::map_new(env)
+                .map_put("timeout_ms", *timeout_ms)
+                .unwrap(),
+            _ => Term::map_new(env),
+        };
+        (self.reason(), self.to_string(), details).encode(env)
+    }
+
+    /// A worker's error reply: unknown commands get their own reason.
+    pub fn from_worker(error: WorkerError) -> Self {
+        if error.kind == "UnknownCommand" {
+            PoolError::UnknownCommand(error)
+        } else {
+            PoolError::WorkerError(error)
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! snakepit_rs: the worker-pool core of Snakepit, running inside the BEAM as a NIF.
+//!
+//! # Layout
+//! - [`nif`]: the NIF entry points `Snakepit.Native` binds; thin wrappers over [`pool::Pool`].
+//! - [`pool`]: slots, the bounded FIFO queue, dispatch, deadlines, counters.
+//! - [`lifecycle`]: starting workers concurrently, reader threads, reaping and replacement.
+//! - [`worker`]: launching one worker process (fd 3/4 pipes, process group, parent-death
+//!   signal) and writing frames to it.
+//! - [`request`]: framing a request; the rest of wire protocol v1 (frames, the worker's messages)
+//!   lives in the `snakepit_protocol` crate, which has no BEAM dependency and is unit-tested.
+//! - [`codec`]: Elixir terms ↔ JSON.
+//! - [`reply`]: delivering outcomes to callers; [`events`]: messages to the pool's owner.
+//! - [`error`]: errors with the reason atoms of `Snakepit.Error`; [`atoms`]: atoms.
+//! - [`config`]: the pool configuration; [`runtime`]: the tokio runtime and spawner thread.
+
+pub mod atoms;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod lifecycle;
+pub mod nif;
+pub mod pool;
+pub mod reply;
+pub mod request;
+pub mod runtime;
+pub mod worker;
+
+rustler::init!("Elixir.Snakepit.Native");

@@ -1,0 +1,196 @@
+//! The NIF entry points (`Snakepit.Native`). Each is thin: decode, call the pool, encode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
+
+use crate::atoms;
+use crate::config::PoolConfig;
+use crate::lifecycle::start_pool;
+use crate::pool::{Deadline, Pool, SlotStatus};
+use crate::runtime::runtime;
+
+/// The resource Elixir holds. Dropping it (its owner died without stopping the pool) stops the
+/// workers without blocking the scheduler that runs the destructor.
+pub struct PoolResource {
+    pool: Arc<Pool>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for PoolResource {}
+
+impl Drop for PoolResource {
+    fn drop(&mut self) {
+        if self.pool.begin_stop() {
+            let pool = Arc::clone(&self.pool);
+            let grace = Duration::from_millis(pool.config.shutdown_grace_ms);
+            runtime().spawn_blocking(move || pool.await_stopped(grace));
+        }
+    }
+}
+
+/// Creates a pool and starts its workers in the background. The owner receives
+/// `{:snakepit_event, {:ready, n}}` or `{:snakepit_event, {:start_failed, message}}`.
+#[rustler::nif]
+fn pool_start(env: Env, config: PoolConfig, owner: LocalPid) -> NifResult<Term> {
+    if config.size == 0 {
+        return Err(rustler::Error::BadArg);
+    }
+    let pool = Arc::new(Pool::new(config, owner));
+    runtime().spawn(start_pool(Arc::clone(&pool)));
+    Ok(ResourceArc::new(PoolResource { pool }).encode(env))
+}
+
+/// Submits a request; the outcome arrives as `{tag, {:ok, result} | {:error, {reason, msg, details}}}`.
+/// Returns `{:ok, request_id}` or `{:error, {reason, msg, details}}` at once.
+#[rustler::nif]
+fn pool_submit<'a>(
+    env: Env<'a>,
+    resource: ResourceArc<PoolResource>,
+    tag: Term<'a>,
+    command: &str,
+    request_args: Term<'a>,
+    session_id: Option<&str>,
+    timeout_ms: u64,
+) -> Term<'a> {
+    let caller = env.pid();
+    match resource
+        .pool
+        .submit(caller, tag, command, request_args, session_id, timeout_ms)
+    {
+        Ok(id) => (atoms::ok(), id).encode(env),
+        Err(error) => (atoms::error(), error.to_term(env)).encode(env),
+    }
+}
+
+/// `{:wait, ms}`, `{:expired, {reason, msg, details}}` (withdrawn; no reply will come) or
+/// `:replied` (the reply is in or on its way to the caller's mailbox).
+#[rustler::nif]
+fn pool_check_deadline(env: Env, resource: ResourceArc<PoolResource>, request_id: u64) -> Term {
+    match resource.pool.check_deadline(request_id) {
+        Deadline::Wait(ms) => (atoms::wait(), ms).encode(env),
+        Deadline::Expired(error) => (atoms::expired(), error.to_term(env)).encode(env),
+        Deadline::Replied => atoms::replied().encode(env),
+    }
+}
+
+#[rustler::nif]
+fn pool_stats(env: Env, resource: ResourceArc<PoolResource>) -> Term {
+    use std::sync::atomic::Ordering::Relaxed;
+    let pool = &resource.pool;
+    let counters = &pool.counters;
+    let (workers, available, busy, queued) = pool.occupancy();
+    let completed = counters.completed.load(Relaxed);
+    let avg_ms = if completed == 0 {
+        0.0
+    } else {
+        counters.response_micros.load(Relaxed) as f64 / completed as f64 / 1000.0
+    };
+    let pairs: [(&str, Term); 13] = [
+        ("workers", workers.encode(env)),
+        ("available", available.encode(env)),
+        ("busy", busy.encode(env)),
+        ("queued", queued.encode(env)),
+        ("requests", counters.requests.load(Relaxed).encode(env)),
+        ("completed", completed.encode(env)),
+        ("errors", counters.errors.load(Relaxed).encode(env)),
+        (
+            "queue_timeouts",
+            counters.queue_timeouts.load(Relaxed).encode(env),
+        ),
+        (
+            "pool_saturated",
+            counters.pool_saturated.load(Relaxed).encode(env),
+        ),
+        ("timeouts", counters.timeouts.load(Relaxed).encode(env)),
+        (
+            "worker_crashes",
+            counters.worker_crashes.load(Relaxed).encode(env),
+        ),
+        (
+            "worker_starts",
+            counters.worker_starts.load(Relaxed).encode(env),
+        ),
+        ("avg_response_time_ms", avg_ms.encode(env)),
+    ];
+    let keys: Vec<Term> = pairs
+        .iter()
+        .map(|(key, _)| rustler::Atom::from_str(env, key).unwrap().encode(env))
+        .collect();
+    let values: Vec<Term> = pairs.iter().map(|(_, value)| *value).collect();
+    Term::map_from_term_arrays(env, &keys, &values).unwrap()
+}
+
+#[rustler::nif]
+fn pool_workers(env: Env, resource: ResourceArc<PoolResource>) -> Term {
+    let workers: Vec<Term> = resource
+        .pool
+        .workers()
+        .into_iter()
+        .map(|worker| {
+            let status = match worker.status {
+                SlotStatus::Idle => atoms::available(),
+                SlotStatus::Busy => atoms::busy(),
+                SlotStatus::Starting => atoms::starting(),
+            };
+            Term::map_new(env)
+                .map_put(rustler::Atom::from_str(env, "id").unwrap(), worker.id)
+                .and_then(|m| {
+                    m.map_put(
+                        rustler::Atom::from_str(env, "os_pid").unwrap(),
+                        worker.os_pid,
+                    )
+                })
+                .and_then(|m| m.map_put(rustler::Atom::from_str(env, "status").unwrap(), status))
+                .and_then(|m| {
+                    m.map_put(
+                        rustler::Atom::from_str(env, "requests").unwrap(),
+                        worker.requests,
+                    )
+                })
+                .unwrap()
+        })
+        .collect();
+    workers.encode(env)
+}
+
+/// OS pids of every worker process not yet reaped (including ones still starting).
+#[rustler::nif]
+fn pool_os_pids(resource: ResourceArc<PoolResource>) -> Vec<u32> {
+    resource
+        .pool
+        .worker_ids()
+        .iter()
+        .map(|w| w.os_pid)
+        .collect()
+}
+
+/// Stops the pool: fails pending work with `:pool_shutdown`, SIGTERM, grace period, SIGKILL.
+/// Returns when every worker has been reaped.
+#[rustler::nif(schedule = "DirtyIo")]
+fn pool_stop(resource: ResourceArc<PoolResource>) -> rustler::Atom {
+    let pool = &resource.pool;
+    pool.begin_stop();
+    pool.await_stopped(Duration::from_millis(pool.config.shutdown_grace_ms));
+    atoms::ok()
+}
+
+/// Encodes a term as the JSON a worker would receive (for tests of the codec).
+#[rustler::nif]
+fn codec_to_json<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    let mut out = Vec::new();
+    match crate::codec::JsonWriter::new(&mut out, "args").write(term) {
+        Ok(()) => (atoms::ok(), String::from_utf8(out).unwrap()).encode(env),
+        Err(error) => (atoms::error(), error.to_string()).encode(env),
+    }
+}
+
+/// Decodes JSON text into a term the way replies are decoded (for tests of the codec).
+#[rustler::nif]
+fn codec_from_json<'a>(env: Env<'a>, json: &str) -> Term<'a> {
+    match crate::codec::json_to_term(env, json) {
+        Ok(term) => (atoms::ok(), term).encode(env),
+        Err(error) => (atoms::error(), error.to_string()).encode(env),
+    }
+}

@@ -1,0 +1,212 @@
+//! One worker OS process: how it is launched (fd 3 requests, fd 4 replies, own process group,
+//! parent-death signal) and how requests are written to it.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::PoolConfig;
+
+/// The fds a worker reads requests from and writes replies to (Erlang's `:nouse_stdio` convention).
+const CHILD_REQUEST_FD: RawFd = 3;
+const CHILD_REPLY_FD: RawFd = 4;
+
+/// Shared handle to a running worker, held by the pool and by the worker's reader thread.
+pub struct WorkerHandle {
+    /// Unique across the BEAM run; tells a replacement apart from the worker it replaced.
+    pub uid: u64,
+    /// Human-readable id (`<pool>_worker_<uid>`), used in logs, stats and errors.
+    pub id: String,
+    pub os_pid: u32,
+    /// Write end of the request pipe (non-blocking); `None` once closed to ask the worker to exit.
+    requests: Mutex<Option<OwnedFd>>,
+}
+
+/// A freshly spawned worker: its handle plus the ends only the reader and log tasks use.
+pub struct Spawned {
+    pub handle: Arc<WorkerHandle>,
+    pub child: Child,
+    pub replies: File,
+    pub stdout: ChildStdout,
+    pub stderr: ChildStderr,
+}
+
+impl WorkerHandle {
+    /// Writes a whole frame. The pipe is non-blocking: a worker given a request has drained its
+    /// pipe, so small frames go through at once from the calling thread (no hand-off); a frame
+    /// larger than the pipe's buffer is finished by a blocking task that waits for room.
+    pub fn send_frame(self: &Arc<Self>, frame: Vec<u8>) {
+        let guard = self.requests.lock();
+        let Some(fd) = guard.as_ref() else { return };
+        match write_nonblocking(fd.as_raw_fd(), &frame) {
+            Ok(written) if written == frame.len() => {}
+            Ok(written) => {
+                drop(guard);
+                let handle = Arc::clone(self);
+                crate::runtime::runtime()
+                    .spawn_blocking(move || handle.finish_write(frame, written));
+            }
+            // The worker is gone; its reader sees end of file and fails the request.
+            Err(_) => {}
+        }
+    }
+
+    fn finish_write(&self, frame: Vec<u8>, mut written: usize) {
+        let guard = self.requests.lock();
+        let Some(fd) = guard.as_ref() else { return };
+        while written < frame.len() {
+            if wait_writable(fd.as_raw_fd()).is_err() {
+                return;
+            }
+            match write_nonblocking(fd.as_raw_fd(), &frame[written..]) {
+                Ok(n) => written += n,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Closes the request pipe: a well-behaved worker exits on end of file.
+    pub fn close_requests(&self) {
+        self.requests.lock().take();
+    }
+
+    /// Signals the worker's whole process group (the worker and anything it started).
+    pub fn signal_group(&self, signal: libc::c_int) {
+        unsafe {
+            libc::kill(-(self.os_pid as libc::pid_t), signal);
+        }
+    }
+}
+
+/// Spawns a worker. Must run on the spawner thread (see `runtime`).
+pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
+    let id = format!("{}_worker_{}", config.name, uid);
+    let (request_read, request_write) = pipe()?;
+    let (reply_read, reply_write) = pipe()?;
+    set_nonblocking(request_write.as_raw_fd())?;
+
+    let mut command = Command::new(&config.executable);
+    command
+        .args(&config.args)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .env("SNAKEPIT_PROTOCOL", "1")
+        .env("SNAKEPIT_REQUEST_FD", CHILD_REQUEST_FD.to_string())
+        .env("SNAKEPIT_REPLY_FD", CHILD_REPLY_FD.to_string())
+        .env("SNAKEPIT_WORKER_ID", &id)
+        .env("SNAKEPIT_RUN_ID", &config.run_id)
+        .env("SNAKEPIT_MAX_FRAME_SIZE", config.max_frame_size.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(cwd) = &config.cwd {
+        command.current_dir(cwd);
+    }
+    let parent = unsafe { libc::getpid() };
+    let (child_requests, child_replies) = (request_read.as_raw_fd(), reply_write.as_raw_fd());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            place_fds(child_requests, child_replies)?;
+            // Own process group, so stopping the worker reaches everything it started.
+            if libc::setpgid(0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Die with the BEAM even when it is killed with SIGKILL.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
+    drop((request_read, reply_write));
+    let handle = Arc::new(WorkerHandle {
+        uid,
+        id,
+        os_pid: child.id(),
+        requests: Mutex::new(Some(request_write)),
+    });
+    Ok(Spawned {
+        handle,
+        stdout: child.stdout.take().expect("piped stdout"),
+        stderr: child.stderr.take().expect("piped stderr"),
+        child,
+        replies: File::from(reply_read),
+    })
+}
+
+/// Puts the two pipe ends on fds 3 and 4 in the child. Both are first copied above 10 (closed on
+/// exec) so that neither `dup2` can overwrite the other end, wherever the originals happen to sit.
+unsafe fn place_fds(requests: RawFd, replies: RawFd) -> io::Result<()> {
+    let requests = libc::fcntl(requests, libc::F_DUPFD_CLOEXEC, 10);
+    let replies = libc::fcntl(replies, libc::F_DUPFD_CLOEXEC, 10);
+    if requests < 0
+        || replies < 0
+        || libc::dup2(requests, CHILD_REQUEST_FD) < 0
+        || libc::dup2(replies, CHILD_REPLY_FD) < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// One `write`, treating "would block" as zero bytes written.
+fn write_nonblocking(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(0),
+            _ => return Err(error),
+        }
+    }
+}
+
+fn wait_writable(fd: RawFd) -> io::Result<()> {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        let n = unsafe { libc::poll(&mut poll, 1, -1) };
+        if n >= 0 {
+            if poll.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}

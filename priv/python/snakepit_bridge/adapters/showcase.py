@@ -1,0 +1,62 @@
+"""ShowcaseAdapter: a few small tools for demos and examples.
+
+Run it with ``--adapter snakepit_bridge.adapters.showcase.ShowcaseAdapter``.
+"""
+
+import re
+import statistics
+import time
+from collections import Counter
+
+from snakepit_bridge.base_adapter import BaseAdapter, tool
+
+_WORD = re.compile(r"\w+")
+
+
+class ShowcaseAdapter(BaseAdapter):
+    def __init__(self):
+        super().__init__()
+        # session_id -> number of session_counter calls in that session.
+        self.session_counts = {}
+
+    @tool(description="Add two numbers")
+    def add(self, a, b):
+        return a + b
+
+    @tool(description="The n-th Fibonacci number, computed iteratively")
+    def fibonacci(self, n):
+        if type(n) is not int or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        current, following = 0, 1
+        for _ in range(n):
+            current, following = following, current + following
+        return {"n": n, "value": current}
+
+    @tool(description="Count the occurrences of each (lowercased) word in a text")
+    def word_count(self, text):
+        return dict(Counter(_WORD.findall(text.lower())))
+
+    @tool(description="Count, mean, min, max and sample standard deviation of numbers")
+    def stats(self, numbers):
+        if not numbers:
+            raise ValueError("numbers must not be empty")
+        return {
+            "count": len(numbers),
+            "mean": statistics.fmean(numbers),
+            "min": min(numbers),
+            "max": max(numbers),
+            "stdev": statistics.stdev(numbers) if len(numbers) > 1 else 0.0,
+        }
+
+    @tool(description="Stream {i: 1}, {i: 2}, ... up to {i: to}", supports_streaming=True)
+    def count_up(self, to, delay_ms=0):
+        for i in range(1, to + 1):
+            if delay_ms:
+                time.sleep(delay_ms / 1000)
+            yield {"i": i}
+
+    @tool(description="Count the calls made in the current session")
+    def session_counter(self):
+        count = self.session_counts.get(self.session_id, 0) + 1
+        self.session_counts[self.session_id] = count
+        return {"session_id": self.session_id, "count": count}

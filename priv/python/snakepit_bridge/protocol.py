@@ -1,0 +1,92 @@
+"""The messages of wire protocol v1 and their JSON encoding.
+
+docs/protocol.md is the reference; this module only builds the messages
+the worker sends and turns them into UTF-8 JSON bytes.
+"""
+
+import json
+import os
+
+PROTOCOL_VERSION = 1
+
+# Built once: json.dumps with non-default options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+# What encode() raises for values JSON cannot represent: unknown types
+# (TypeError), NaN/Infinity, circular references, lone surrogates, overlong
+# integers (ValueError), very deep nesting (RecursionError).
+ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
+
+_DECODER = json.JSONDecoder()
+
+
+def decode(payload):
+    """The value of one UTF-8 JSON payload; raises ValueError if invalid.
+
+    Same result as json.loads, but the common case (no surrounding
+    whitespace) skips json.loads' encoding detection and whitespace scans,
+    roughly halving the cost for small requests.
+    """
+    text = payload.decode("utf-8")
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except ValueError:
+        return json.loads(text)  # leading whitespace, or raise the usual error
+    if end != len(text):
+        return json.loads(text)  # trailing whitespace, or raise "Extra data"
+    return value
+
+
+def encode(message):
+    """Compact UTF-8 JSON bytes of ``message``; raises one of ENCODE_ERRORS."""
+    return _ENCODER.encode(message).encode("utf-8")
+
+
+def encode_lossy(message):
+    """Like encode() for messages made of plain strings (errors, fatal
+    reports), replacing text that is not valid Unicode instead of failing."""
+    return _ENCODER.encode(message).encode("utf-8", "replace")
+
+
+def ready(adapter, commands):
+    """The handshake frame: the worker is up and takes requests."""
+    return {
+        "type": "ready",
+        "protocol": PROTOCOL_VERSION,
+        "pid": os.getpid(),
+        "adapter": adapter,
+        "commands": commands,
+    }
+
+
+def fatal(message, error_type, traceback):
+    """Sent instead of ``ready`` when the adapter cannot be started."""
+    return {"type": "fatal", "message": message, "error_type": error_type, "traceback": traceback}
+
+
+def success(request_id, result):
+    return {"id": request_id, "ok": True, "result": result}
+
+
+def encode_success(request_id, result):
+    """encode(success(request_id, result)), but only the result goes
+    through the JSON encoder: the hot path's reply, about 25% cheaper."""
+    return b'{"id":%d,"ok":true,"result":%b}' % (request_id, encode(result))
+
+
+def failure(request_id, error_type, message, traceback=""):
+    return {
+        "id": request_id,
+        "ok": False,
+        "error": {"type": error_type, "message": message, "traceback": traceback},
+    }
+
+
+def encode_chunk(request_id, value):
+    """One item of a streamed reply: ``{"id":N,"chunk":value}``."""
+    return b'{"id":%d,"chunk":%b}' % (request_id, encode(value))
+
+
+def done(request_id):
+    """The final reply of a stream that ended well."""
+    return {"id": request_id, "ok": True, "result": None, "done": True}

@@ -1,0 +1,107 @@
+"""Runs ``python -m snakepit_bridge`` as a child process with its request
+and reply pipes, the way the pool does (helper for the end-to-end tests)."""
+
+import fcntl
+import json
+import os
+import select
+import subprocess
+import sys
+
+from snakepit_bridge.framing import read_frame, write_frame
+
+PYTHON_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(PYTHON_ROOT))
+TEST_ADAPTER_DIR = os.path.join(REPO_ROOT, "test", "support", "python")
+
+
+class PipeReader:
+    """``read(n)`` on a file descriptor that gives up after ``timeout`` seconds."""
+
+    def __init__(self, fd, timeout):
+        self.fd = fd
+        self.timeout = timeout
+
+    def read(self, n):
+        ready, _, _ = select.select([self.fd], [], [], self.timeout)
+        if not ready:
+            raise TimeoutError(f"no reply within {self.timeout} s")
+        return os.read(self.fd, n)
+
+
+class BridgeProcess:
+    """A worker child. With ``default_fds`` the pipes are placed on fds 3
+    and 4 and no SNAKEPIT_*_FD variables are set (an Erlang port's view);
+    otherwise the variables name wherever the pipes happen to be."""
+
+    def __init__(self, *args, env=None, default_fds=False, timeout=10,
+                 python=sys.executable):
+        request_read, self.request_fd = os.pipe()
+        reply_read, reply_write = os.pipe()
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEPIT_")}
+        environment["PYTHONPATH"] = os.pathsep.join([PYTHON_ROOT, TEST_ADAPTER_DIR])
+        environment["PYTHONUNBUFFERED"] = "1"
+        if default_fds:
+            options = {"close_fds": False, "preexec_fn": _move_to_3_and_4(request_read, reply_write)}
+        else:
+            environment["SNAKEPIT_REQUEST_FD"] = str(request_read)
+            environment["SNAKEPIT_REPLY_FD"] = str(reply_write)
+            options = {"pass_fds": (request_read, reply_write)}
+        environment.update(env or {})
+        self.process = subprocess.Popen(
+            [python, "-m", "snakepit_bridge", *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=environment, **options,
+        )
+        os.close(request_read)
+        os.close(reply_write)
+        self.reply_fd = reply_read
+        self.replies = PipeReader(reply_read, timeout)
+        self.timeout = timeout
+
+    def send(self, message):
+        write_frame(self.request_fd, json.dumps(message).encode())
+
+    def send_raw(self, data):
+        os.write(self.request_fd, data)
+
+    def receive(self):
+        """The next reply as a dict, or None at end of file."""
+        payload = read_frame(self.replies)
+        return None if payload is None else json.loads(payload)
+
+    def call(self, request_id, command, **fields):
+        self.send({"id": request_id, "command": command, **fields})
+        return self.receive()
+
+    def finish(self):
+        """Close the request pipe; return (exit status, stdout, stderr)."""
+        if self.request_fd is not None:
+            os.close(self.request_fd)
+            self.request_fd = None
+        out, err = self.process.communicate(timeout=self.timeout)
+        if self.reply_fd is not None:
+            os.close(self.reply_fd)
+            self.reply_fd = None
+        return self.process.returncode, (out or b"").decode(), (err or b"").decode()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.finish()
+
+
+def _move_to_3_and_4(request_read, reply_write):
+    """A preexec_fn putting the pipe ends on fds 3 and 4 in the child."""
+
+    def move():
+        # Park both above 4 first, in case either already sits on 3 or 4.
+        parked_read = fcntl.fcntl(request_read, fcntl.F_DUPFD_CLOEXEC, 10)
+        parked_write = fcntl.fcntl(reply_write, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.dup2(parked_read, 3)
+        os.dup2(parked_write, 4)
+
+    return move

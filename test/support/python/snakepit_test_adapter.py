@@ -1,0 +1,62 @@
+"""TestAdapter: tools the ExUnit suite uses to exercise workers.
+
+Put test/support/python on PYTHONPATH and start workers with
+``--adapter snakepit_test_adapter.TestAdapter``.
+"""
+
+import os
+import sys
+import time
+
+from snakepit_bridge import BaseAdapter, tool
+
+
+class TestAdapter(BaseAdapter):
+    @tool(description="Sleep ms milliseconds; first append a line to the marker file if given")
+    def sleep(self, ms, marker=None):
+        if marker is not None:
+            # Written before sleeping, so a test can tell whether the call started.
+            with open(marker, "a") as file:
+                file.write(f"{ms}\n")
+        time.sleep(ms / 1000)
+        return {"slept": ms, "pid": os.getpid()}
+
+    @tool(description="Raise ValueError(message)")
+    def raise_error(self, message):
+        raise ValueError(message)
+
+    @tool(description="This worker's pid and id, and the request's session")
+    def whoami(self):
+        return {"pid": os.getpid(), "worker_id": self.worker_id, "session_id": self.session_id}
+
+    @tool(description="Return the keyword arguments as received")
+    def echo_types(self, **kwargs):
+        return kwargs
+
+    @tool(description="Print lines to stdout and to stderr")
+    def print_noise(self, lines):
+        for i in range(lines):
+            print(f"noise stdout {i}")
+            print(f"noise stderr {i}", file=sys.stderr)
+        return "ok"
+
+    @tool(description="A string of size 'x' characters")
+    def big(self, size):
+        return "x" * size
+
+    @tool(description="Return a set, which JSON cannot represent")
+    def not_serializable(self):
+        return {1, 2, 3}
+
+    @tool(description="Stream {n: 1} .. {n: count}; raise after fail_after items if given")
+    def stream_items(self, count, fail_after=None):
+        for n in range(1, count + 1):
+            if fail_after is not None and n > fail_after:
+                raise RuntimeError(f"failed after {fail_after} items")
+            yield {"n": n}
+
+    @tool(description="Exit the worker process at once with the given status")
+    def crash(self, status=1):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
