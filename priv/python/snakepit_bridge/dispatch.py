@@ -76,7 +76,11 @@ class Dispatcher:
             self._stream(request_id, function, args, send)
         else:
             message = f"command {command!r} is not a streaming tool"
-            send(protocol.encode_lossy(protocol.failure(request_id, "StreamingNotSupported", message)))
+            send(
+                protocol.encode_lossy(
+                    protocol.failure(request_id, "StreamingNotSupported", message)
+                )
+            )
 
     def _call(self, request_id, function, args):
         """The one reply frame of a plain call."""

@@ -79,4 +79,4 @@ def write_frame(fd, payload):
     if written != len(data):
         rest = memoryview(data)[written:]
         while rest:
-            rest = rest[os.write(fd, rest):]
+            rest = rest[os.write(fd, rest) :]

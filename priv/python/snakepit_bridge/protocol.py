@@ -64,13 +64,10 @@ def fatal(message, error_type, traceback):
     return {"type": "fatal", "message": message, "error_type": error_type, "traceback": traceback}
 
 
-def success(request_id, result):
-    return {"id": request_id, "ok": True, "result": result}
-
-
 def encode_success(request_id, result):
-    """encode(success(request_id, result)), but only the result goes
-    through the JSON encoder: the hot path's reply, about 25% cheaper."""
+    """A success reply, ``{"id":N,"ok":true,"result":result}``. Only the
+    result goes through the JSON encoder: on the hot path that is about 25%
+    cheaper than encoding a whole reply dict."""
     return b'{"id":%d,"ok":true,"result":%b}' % (request_id, encode(result))
 
 

@@ -126,6 +126,8 @@ def _parse_args(argv):
 
 def _handle_signals(*signums):
     def on_signal(_signum, _frame):
+        for signum in signums:  # one Terminated is enough; ignore repeats
+            signal.signal(signum, signal.SIG_IGN)
         raise Terminated
 
     for signum in signums:

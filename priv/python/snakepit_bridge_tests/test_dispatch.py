@@ -113,7 +113,9 @@ class DispatchTest(unittest.TestCase):
 
     def test_builtins(self):
         self.assertEqual(self.reply({"id": 8, "command": "ping"})["result"]["status"], "pong")
-        self.assertEqual(self.reply({"id": 9, "command": "echo", "args": {"k": [1]}})["result"], {"k": [1]})
+        self.assertEqual(
+            self.reply({"id": 9, "command": "echo", "args": {"k": [1]}})["result"], {"k": [1]}
+        )
         names = [t["name"] for t in self.reply({"id": 10, "command": "describe"})["result"]]
         self.assertIn("count", names)
 
@@ -129,7 +131,9 @@ class DispatchTest(unittest.TestCase):
         )
 
     def test_stream_failing_midway(self):
-        replies = self.replies({"id": 12, "command": "count", "args": {"to": 5, "fail_at": 3}, "stream": True})
+        replies = self.replies(
+            {"id": 12, "command": "count", "args": {"to": 5, "fail_at": 3}, "stream": True}
+        )
         self.assertEqual(replies[:2], [{"id": 12, "chunk": 1}, {"id": 12, "chunk": 2}])
         self.assertEqual(replies[2]["ok"], False)
         self.assertEqual(replies[2]["error"]["type"], "RuntimeError")
@@ -138,7 +142,10 @@ class DispatchTest(unittest.TestCase):
     def test_stream_of_a_non_iterator_result_is_one_chunk(self):
         self.assertEqual(
             self.replies({"id": 13, "command": "single", "stream": True}),
-            [{"id": 13, "chunk": {"whole": True}}, {"id": 13, "ok": True, "result": None, "done": True}],
+            [
+                {"id": 13, "chunk": {"whole": True}},
+                {"id": 13, "ok": True, "result": None, "done": True},
+            ],
         )
 
     def test_stream_on_a_non_streaming_tool_is_refused_without_calling_it(self):
@@ -147,14 +154,20 @@ class DispatchTest(unittest.TestCase):
         self.assertEqual(self.adapter.calls, [])
 
     def test_iterators_are_materialized_without_stream(self):
-        self.assertEqual(self.reply({"id": 15, "command": "count", "args": {"to": 3}})["result"], [1, 2, 3])
-        self.assertEqual(self.reply({"id": 16, "command": "lazy", "stream": False})["result"], ["0", "1", "2"])
+        self.assertEqual(
+            self.reply({"id": 15, "command": "count", "args": {"to": 3}})["result"], [1, 2, 3]
+        )
+        self.assertEqual(
+            self.reply({"id": 16, "command": "lazy", "stream": False})["result"], ["0", "1", "2"]
+        )
 
     def test_unserializable_results(self):
         error = self.reply({"id": 17, "command": "a_set"})["error"]
         self.assertEqual(error["type"], "SerializationError")
         self.assertIn("set", error["message"])
-        self.assertEqual(self.reply({"id": 18, "command": "nan"})["error"]["type"], "SerializationError")
+        self.assertEqual(
+            self.reply({"id": 18, "command": "nan"})["error"]["type"], "SerializationError"
+        )
 
     def test_unserializable_chunk_ends_the_stream(self):
         replies = self.replies({"id": 19, "command": "bad_chunks", "stream": True})
@@ -168,16 +181,28 @@ class DispatchTest(unittest.TestCase):
         self.assertEqual(error["type"], "FrameTooLarge")
 
     def test_async_tool(self):
-        self.assertEqual(self.reply({"id": 22, "command": "later", "args": {"value": 21}})["result"], 42)
+        self.assertEqual(
+            self.reply({"id": 22, "command": "later", "args": {"value": 21}})["result"], 42
+        )
 
     def test_protocol_errors_get_a_reply(self):
         self.assertEqual(self.reply({"id": 23})["error"]["type"], "ProtocolError")
         self.assertEqual(self.reply({"id": 24, "command": 5})["error"]["type"], "ProtocolError")
-        self.assertEqual(self.reply({"id": 25, "command": "add", "args": [1, 2]})["error"]["type"], "ProtocolError")
+        self.assertEqual(
+            self.reply({"id": 25, "command": "add", "args": [1, 2]})["error"]["type"],
+            "ProtocolError",
+        )
 
     def test_frames_without_a_usable_id_get_no_reply(self):
-        for frame in (b"not json", b"\xff\xfe", b"[1,2]", b'{"command":"ping"}', b'{"id":-1,"command":"ping"}',
-                      b'{"id":"7","command":"ping"}', b'{"id":true,"command":"ping"}'):
+        for frame in (
+            b"not json",
+            b"\xff\xfe",
+            b"[1,2]",
+            b'{"command":"ping"}',
+            b'{"id":-1,"command":"ping"}',
+            b'{"id":"7","command":"ping"}',
+            b'{"id":true,"command":"ping"}',
+        ):
             with self.subTest(frame=frame), self.assertRaises(ProtocolViolation):
                 self.replies(frame)
 

@@ -34,15 +34,17 @@ class BridgeProcess:
     and 4 and no SNAKEPIT_*_FD variables are set (an Erlang port's view);
     otherwise the variables name wherever the pipes happen to be."""
 
-    def __init__(self, *args, env=None, default_fds=False, timeout=10,
-                 python=sys.executable):
+    def __init__(self, *args, env=None, default_fds=False, timeout=10, python=sys.executable):
         request_read, self.request_fd = os.pipe()
         reply_read, reply_write = os.pipe()
         environment = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEPIT_")}
         environment["PYTHONPATH"] = os.pathsep.join([PYTHON_ROOT, TEST_ADAPTER_DIR])
         environment["PYTHONUNBUFFERED"] = "1"
         if default_fds:
-            options = {"close_fds": False, "preexec_fn": _move_to_3_and_4(request_read, reply_write)}
+            options = {
+                "close_fds": False,
+                "preexec_fn": _move_to_3_and_4(request_read, reply_write),
+            }
         else:
             environment["SNAKEPIT_REQUEST_FD"] = str(request_read)
             environment["SNAKEPIT_REPLY_FD"] = str(reply_write)
@@ -50,8 +52,11 @@ class BridgeProcess:
         environment.update(env or {})
         self.process = subprocess.Popen(
             [python, "-m", "snakepit_bridge", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=environment, **options,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+            **options,
         )
         os.close(request_read)
         os.close(reply_write)

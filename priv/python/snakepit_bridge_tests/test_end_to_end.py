@@ -4,52 +4,69 @@ import os
 import signal
 import tempfile
 import textwrap
+import time
 import unittest
 
-from tests.bridge_process import PYTHON_ROOT, BridgeProcess
+from snakepit_bridge_tests.bridge_process import PYTHON_ROOT, BridgeProcess
 
 SHOWCASE = "snakepit_bridge.adapters.showcase.ShowcaseAdapter"
 
 
 class ShowcaseWorkerTest(unittest.TestCase):
     def test_lifecycle(self):
-        with BridgeProcess("--adapter", SHOWCASE, "--unknown-flag", "x",
-                           env={"SNAKEPIT_WORKER_ID": "w7"}) as worker:
+        with BridgeProcess(
+            "--adapter", SHOWCASE, "--unknown-flag", "x", env={"SNAKEPIT_WORKER_ID": "w7"}
+        ) as worker:
             ready = worker.receive()
             self.assertEqual(ready["type"], "ready")
             self.assertEqual(ready["protocol"], 1)
             self.assertEqual(ready["pid"], worker.process.pid)
             self.assertEqual(ready["adapter"], SHOWCASE)
             self.assertEqual(ready["commands"], sorted(ready["commands"]))
-            self.assertTrue({"ping", "echo", "describe", "add", "count_up"} <= set(ready["commands"]))
+            self.assertTrue(
+                {"ping", "echo", "describe", "add", "count_up"} <= set(ready["commands"])
+            )
 
-            self.assertEqual(worker.call(1, "add", args={"a": 2, "b": 3}), {"id": 1, "ok": True, "result": 5})
-            self.assertEqual(worker.call(2, "fibonacci", args={"n": 10})["result"], {"n": 10, "value": 55})
+            self.assertEqual(
+                worker.call(1, "add", args={"a": 2, "b": 3}), {"id": 1, "ok": True, "result": 5}
+            )
+            self.assertEqual(
+                worker.call(2, "fibonacci", args={"n": 10})["result"], {"n": 10, "value": 55}
+            )
             self.assertEqual(worker.call(3, "ping")["result"]["worker_id"], "w7")
             self.assertEqual(
                 worker.call(4, "word_count", args={"text": "a b a"})["result"], {"a": 2, "b": 1}
             )
             stats = worker.call(5, "stats", args={"numbers": [1, 2, 3, 4]})["result"]
-            self.assertEqual((stats["count"], stats["mean"], stats["min"], stats["max"]), (4, 2.5, 1, 4))
+            self.assertEqual(
+                (stats["count"], stats["mean"], stats["min"], stats["max"]), (4, 2.5, 1, 4)
+            )
 
             worker.send({"id": 6, "command": "count_up", "args": {"to": 2}, "stream": True})
             self.assertEqual(
                 [worker.receive() for _ in range(3)],
-                [{"id": 6, "chunk": {"i": 1}}, {"id": 6, "chunk": {"i": 2}},
-                 {"id": 6, "ok": True, "result": None, "done": True}],
+                [
+                    {"id": 6, "chunk": {"i": 1}},
+                    {"id": 6, "chunk": {"i": 2}},
+                    {"id": 6, "ok": True, "result": None, "done": True},
+                ],
             )
 
             for expected in (1, 2):
                 result = worker.call(7, "session_counter", session_id="s1")["result"]
                 self.assertEqual(result, {"session_id": "s1", "count": expected})
-            self.assertEqual(worker.call(8, "session_counter")["result"], {"session_id": None, "count": 1})
+            self.assertEqual(
+                worker.call(8, "session_counter")["result"], {"session_id": None, "count": 1}
+            )
 
             error = worker.call(9, "fibonacci", args={"n": -1})["error"]
             self.assertEqual(error["type"], "ValueError")
 
             worker.send({"id": 10, "cancel": True})  # reserved: ignored, no reply
             worker.send_raw(b"\x00\x00\x00\x03abc")  # not JSON: logged, no reply
-            self.assertEqual(worker.call(11, "echo", args={"x": "\u2603"})["result"], {"x": "\u2603"})
+            self.assertEqual(
+                worker.call(11, "echo", args={"x": "\u2603"})["result"], {"x": "\u2603"}
+            )
 
             status, _out, err = worker.finish()
             self.assertEqual(status, 0)
@@ -137,7 +154,10 @@ class LifecycleHooksTest(unittest.TestCase):
         with open(os.path.join(directory.name, "hooks_adapter.py"), "w") as file:
             file.write(HOOKS_ADAPTER)
         self.log = os.path.join(directory.name, "log")
-        self.env = {"HOOKS_LOG": self.log, "PYTHONPATH": os.pathsep.join([PYTHON_ROOT, directory.name])}
+        self.env = {
+            "HOOKS_LOG": self.log,
+            "PYTHONPATH": os.pathsep.join([PYTHON_ROOT, directory.name]),
+        }
 
     def notes(self):
         with open(self.log) as file:
@@ -173,8 +193,12 @@ class TestAdapterWorkerTest(unittest.TestCase):
         with BridgeProcess("--adapter", "snakepit_test_adapter.TestAdapter") as worker:
             worker.receive()
             self.assertEqual(worker.call(1, "print_noise", args={"lines": 3})["result"], "ok")
-            self.assertEqual(worker.call(2, "not_serializable")["error"]["type"], "SerializationError")
-            self.assertEqual(len(worker.call(3, "big", args={"size": 1_000_000})["result"]), 1_000_000)
+            self.assertEqual(
+                worker.call(2, "not_serializable")["error"]["type"], "SerializationError"
+            )
+            self.assertEqual(
+                len(worker.call(3, "big", args={"size": 1_000_000})["result"]), 1_000_000
+            )
             whoami = worker.call(4, "whoami", session_id="abc")["result"]
             self.assertEqual((whoami["pid"], whoami["session_id"]), (worker.process.pid, "abc"))
             status, out, err = worker.finish()
@@ -191,6 +215,17 @@ class TestAdapterWorkerTest(unittest.TestCase):
             self.assertEqual(worker.finish()[0], 0)
         with open(marker) as file:
             self.assertEqual(file.read(), "5\n")
+
+    def test_sigterm_interrupts_a_running_tool(self):
+        marker = os.path.join(self.tmp_dir(), "marker")
+        with BridgeProcess("--adapter", "snakepit_test_adapter.TestAdapter") as worker:
+            worker.receive()
+            worker.send({"id": 1, "command": "sleep", "args": {"ms": 60_000, "marker": marker}})
+            deadline = time.monotonic() + 10
+            while not os.path.exists(marker) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            worker.process.send_signal(signal.SIGTERM)
+            self.assertEqual(worker.process.wait(timeout=5), 0)
 
     def tmp_dir(self):
         directory = tempfile.TemporaryDirectory()

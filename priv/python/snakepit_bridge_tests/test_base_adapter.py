@@ -73,7 +73,9 @@ class ToolDecoratorTest(unittest.TestCase):
 
     def test_get_tools_describes_every_form(self):
         tools = Sample().get_tools()
-        self.assertEqual(tools["bare"], {"description": "Bare decorator.", "supports_streaming": False})
+        self.assertEqual(
+            tools["bare"], {"description": "Bare decorator.", "supports_streaming": False}
+        )
         self.assertEqual(tools["empty_call"]["description"], "")
         self.assertEqual(tools["add"], {"description": "Adds", "supports_streaming": False})
         self.assertEqual(tools["positional"]["description"], "Positional description")
@@ -99,8 +101,10 @@ class ToolDecoratorTest(unittest.TestCase):
         def f():
             pass
 
-        self.assertEqual(collect_tools(type("A", (BaseAdapter,), {"f": f}))["f"][1].metadata,
-                         {"required_variables": ["x"]})
+        self.assertEqual(
+            collect_tools(type("A", (BaseAdapter,), {"f": f}))["f"][1].metadata,
+            {"required_variables": ["x"]},
+        )
 
 
 class BuiltinsTest(unittest.TestCase):
