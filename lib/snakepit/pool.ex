@@ -245,12 +245,6 @@ defmodule Snakepit.Pool do
     |> Macro.underscore()
     |> String.replace(~r/[^A-Za-z0-9_]+/, "_")
   end
-    do:
-      name
-      |> inspect()
-      |> String.replace(~r/[^A-Za-z0-9_]+/, "_")
-      |> String.trim("_")
-      |> Macro.underscore()
 
   defp key(name), do: {__MODULE__, name}
 
