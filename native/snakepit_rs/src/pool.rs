@@ -234,9 +234,12 @@ impl Pool {
         let now = Instant::now();
         let mut state = self.state.lock();
         if let Some(position) = state.queue.iter().position(|queued| queued.id == id) {
-            let waited = now - state.queue[position].enqueued;
+            let queued = &state.queue[position];
+            let waited = now - queued.enqueued;
             if waited < queue_timeout {
-                return Deadline::Wait(millis_left(queue_timeout - waited));
+                // Check again by the queue deadline, or one execution timeout from now: the
+                // request may reach a worker meanwhile, and its execution timeout starts then.
+                return Deadline::Wait(millis_left((queue_timeout - waited).min(queued.timeout)));
             }
             state.queue.remove(position);
             self.counters.queue_timeouts.fetch_add(1, Relaxed);

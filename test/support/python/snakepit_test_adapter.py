@@ -12,6 +12,21 @@ from snakepit_bridge import BaseAdapter, tool
 
 
 class TestAdapter(BaseAdapter):
+    def initialize(self):
+        """With SNAKEPIT_TEST_BARRIER_DIR and _COUNT set, finish starting only once that many
+        workers are starting at the same time: proves the pool starts workers concurrently (a
+        pool that started them one after another would see the first one fail) without timing."""
+        barrier = os.environ.get("SNAKEPIT_TEST_BARRIER_DIR")
+        if not barrier:
+            return
+        count = int(os.environ["SNAKEPIT_TEST_BARRIER_COUNT"])
+        open(os.path.join(barrier, str(os.getpid())), "w").close()
+        deadline = time.monotonic() + 20
+        while len(os.listdir(barrier)) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(os.listdir(barrier))} of {count} workers started together")
+            time.sleep(0.01)
+
     @tool(description="Sleep ms milliseconds; first append a line to the marker file if given")
     def sleep(self, ms, marker=None):
         if marker is not None:
