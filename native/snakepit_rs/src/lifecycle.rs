@@ -313,7 +313,7 @@ fn handle_reply(
     Ok(())
 }
 
-/// Waits for the child and says how it ended.
+/// Waits for the child to be gone and says how it ended, when that can be known.
 fn describe_exit(child: &mut Child) -> String {
     use std::os::unix::process::ExitStatusExt;
     match child.wait() {
@@ -322,6 +322,9 @@ fn describe_exit(child: &mut Child) -> String {
             (None, Some(signal)) => format!("killed by signal {signal}"),
             _ => status.to_string(),
         },
+        // The BEAM ignores SIGCHLD, so the kernel reaps children itself and their status is
+        // lost; `wait` still returns once the process is gone.
+        Err(error) if error.raw_os_error() == Some(libc::ECHILD) => "exited".into(),
         Err(error) => format!("exit status unknown: {error}"),
     }
 }
