@@ -1,0 +1,27 @@
+defmodule SnakepitBench.OS do
+  @moduledoc "OS process checks for the benchmarks (Linux: reads /proc)."
+
+  @doc "Whether OS process `os_pid` exists and is not a zombie."
+  def alive?(os_pid) do
+    case File.read("/proc/#{os_pid}/stat") do
+      # The state letter follows the command name, which is in parentheses.
+      {:ok, stat} -> not String.contains?(stat, ") Z ")
+      {:error, _} -> false
+    end
+  end
+
+  @doc "Waits up to `timeout_ms` for every process in `os_pids` to exit; returns those still alive."
+  def await_exit(os_pids, timeout_ms \\ 5_000) do
+    case Enum.filter(os_pids, &alive?/1) do
+      [] ->
+        []
+
+      alive when timeout_ms <= 0 ->
+        alive
+
+      alive ->
+        Process.sleep(5)
+        await_exit(alive, timeout_ms - 5)
+    end
+  end
+end
