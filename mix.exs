@@ -44,7 +44,7 @@ defmodule Mix.Tasks.Compile.SnakepitRsCargo do
 
     File.mkdir_p!(Path.dirname(target))
     # Rename over the old file rather than overwrite it: a running BEAM may have it mapped.
-    tmp = target <> ".tmp"
+    tmp = "#{target}.#{System.pid()}.tmp"
     File.cp!(Path.join([@root, "target", "release", @library]), tmp)
     File.rename!(tmp, target)
   end

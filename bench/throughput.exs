@@ -40,7 +40,7 @@ defmodule SnakepitBench.Throughput do
     rows =
       for size <- @pool_sizes do
         results = for side <- sides, do: load_scenario(side, size, seconds, warmup)
-        {"#{size} workers × #{@callers} callers", {:load, results}}
+        {"#{size} worker#{if size > 1, do: "s"} × #{@callers} callers", {:load, results}}
       end
 
     start = for side <- sides, do: start_scenario(side)
@@ -121,7 +121,7 @@ defmodule SnakepitBench.Throughput do
   ## Scenarios
 
   defp load_scenario(side, size, seconds, warmup) do
-    IO.write(:stderr, "#{side.name}: #{size} workers × #{@callers} callers ... ")
+    IO.write(:stderr, "#{side.name}: #{size} worker(s) × #{@callers} callers ... ")
 
     with_pool(side, size, fn pool ->
       check_replies!(side, pool)
@@ -253,7 +253,6 @@ defmodule SnakepitBench.Throughput do
 
   defp print_table(rows) do
     IO.puts("""
-
     | scenario | snakepit_rs req/s | p50 ms | p99 ms | baseline req/s | p50 ms | p99 ms | ratio |
     | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\
     """)

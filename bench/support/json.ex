@@ -68,7 +68,7 @@ defmodule SnakepitBench.JSON do
   @doc "Decodes one JSON value; `{:error, reason}` if `binary` is not exactly one valid value."
   @spec decode(binary()) :: {:ok, term()} | {:error, term()}
   def decode(binary) when is_binary(binary) do
-    {value, rest} = value(skip_ws(binary))
+    {value, rest} = value(binary)
 
     case skip_ws(rest) do
       <<>> -> {:ok, value}
@@ -80,12 +80,16 @@ defmodule SnakepitBench.JSON do
 
   defp fail(reason), do: throw({__MODULE__, reason})
 
-  defp skip_ws(<<byte, rest::binary>>) when byte in ~c" \t\n\r", do: skip_ws(rest)
+  # Every parser below skips the whitespace in front of what it expects with its own first
+  # clause, and returns `{value, rest_of_input}`.
+  defguardp is_ws(byte) when byte in ~c" \t\n\r"
+
+  defp skip_ws(<<byte, rest::binary>>) when is_ws(byte), do: skip_ws(rest)
   defp skip_ws(rest), do: rest
 
-  # Each parser returns `{value, rest_of_input}`.
-  defp value(<<?{, rest::binary>>), do: object(skip_ws(rest), [])
-  defp value(<<?[, rest::binary>>), do: array(skip_ws(rest), [])
+  defp value(<<byte, rest::binary>>) when is_ws(byte), do: value(rest)
+  defp value(<<?{, rest::binary>>), do: object_first(rest)
+  defp value(<<?[, rest::binary>>), do: array_first(rest)
   defp value(<<?", rest::binary>>), do: string_run(rest, rest, 0, [])
   defp value(<<"true", rest::binary>>), do: {true, rest}
   defp value(<<"false", rest::binary>>), do: {false, rest}
@@ -93,41 +97,43 @@ defmodule SnakepitBench.JSON do
   defp value(<<byte, _::binary>> = input) when byte == ?- or byte in ?0..?9, do: number(input)
   defp value(rest), do: fail({:unexpected, rest})
 
-  defp object(<<?}, rest::binary>>, []), do: {%{}, rest}
+  defp object_first(<<byte, rest::binary>>) when is_ws(byte), do: object_first(rest)
+  defp object_first(<<?}, rest::binary>>), do: {%{}, rest}
+  defp object_first(rest), do: object_key(rest, [])
 
-  defp object(<<?", rest::binary>>, acc) do
+  defp object_key(<<byte, rest::binary>>, acc) when is_ws(byte), do: object_key(rest, acc)
+
+  defp object_key(<<?", rest::binary>>, acc) do
     {key, rest} = string_run(rest, rest, 0, [])
-
-    case skip_ws(rest) do
-      <<?:, rest::binary>> ->
-        {value, rest} = value(skip_ws(rest))
-        acc = [{key, value} | acc]
-
-        case skip_ws(rest) do
-          <<?,, rest::binary>> -> object(skip_ws(rest), acc)
-          # Reversed so that the last of duplicate keys wins, as in most decoders.
-          <<?}, rest::binary>> -> {:maps.from_list(:lists.reverse(acc)), rest}
-          rest -> fail({:unexpected, rest})
-        end
-
-      rest ->
-        fail({:unexpected, rest})
-    end
+    {value, rest} = object_colon(rest)
+    object_next(rest, [{key, value} | acc])
   end
 
-  defp object(rest, _acc), do: fail({:unexpected, rest})
+  defp object_key(rest, _acc), do: fail({:unexpected, rest})
 
-  defp array(<<?], rest::binary>>, []), do: {[], rest}
+  defp object_colon(<<byte, rest::binary>>) when is_ws(byte), do: object_colon(rest)
+  defp object_colon(<<?:, rest::binary>>), do: value(rest)
+  defp object_colon(rest), do: fail({:unexpected, rest})
 
-  defp array(input, acc) do
+  defp object_next(<<byte, rest::binary>>, acc) when is_ws(byte), do: object_next(rest, acc)
+  defp object_next(<<?,, rest::binary>>, acc), do: object_key(rest, acc)
+  # Reversed so that the last of duplicate keys wins, as in most decoders.
+  defp object_next(<<?}, rest::binary>>, acc), do: {:maps.from_list(:lists.reverse(acc)), rest}
+  defp object_next(rest, _acc), do: fail({:unexpected, rest})
+
+  defp array_first(<<byte, rest::binary>>) when is_ws(byte), do: array_first(rest)
+  defp array_first(<<?], rest::binary>>), do: {[], rest}
+  defp array_first(rest), do: array_item(rest, [])
+
+  defp array_item(input, acc) do
     {value, rest} = value(input)
-
-    case skip_ws(rest) do
-      <<?,, rest::binary>> -> array(skip_ws(rest), [value | acc])
-      <<?], rest::binary>> -> {:lists.reverse([value | acc]), rest}
-      rest -> fail({:unexpected, rest})
-    end
+    array_next(rest, [value | acc])
   end
+
+  defp array_next(<<byte, rest::binary>>, acc) when is_ws(byte), do: array_next(rest, acc)
+  defp array_next(<<?,, rest::binary>>, acc), do: array_item(rest, acc)
+  defp array_next(<<?], rest::binary>>, acc), do: {:lists.reverse(acc), rest}
+  defp array_next(rest, _acc), do: fail({:unexpected, rest})
 
   # Strings: `run` is the input where the current unescaped run starts, `len` its length so far,
   # `acc` the decoded pieces before it (empty unless the string has escapes).
@@ -193,75 +199,67 @@ defmodule SnakepitBench.JSON do
     end
   end
 
-  # Numbers: scan the JSON grammar  -? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?
-  # to find the token's length, then convert the slice.
-  defp number(input) do
-    sign = if match?(<<?-, _::binary>>, input), do: 1, else: 0
-    int_end = int_part(input, sign)
-    frac_end = frac_part(input, int_end)
-    exp_end = exp_part(input, frac_end)
-    token = binary_part(input, 0, exp_end)
-    rest = binary_part(input, exp_end, byte_size(input) - exp_end)
+  # Numbers follow  -? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?  . The scanners below walk
+  # that grammar counting bytes (`len`) and remembering where the integer part ends (`int`), then
+  # the token is sliced out of `input` and converted by the runtime.
+  defp number(<<?-, rest::binary>> = input), do: int_part(rest, input, 1)
+  defp number(input), do: int_part(input, input, 0)
 
-    value =
-      cond do
-        exp_end == int_end ->
-          String.to_integer(token)
+  defp int_part(<<?0, rest::binary>>, input, len), do: frac_part(rest, input, len + 1)
 
-        frac_end == int_end ->
-          # binary_to_float/1 needs a fraction: "1e5" becomes "1.0e5".
-          to_float([
-            binary_part(input, 0, int_end),
-            ".0" | binary_part(token, int_end, exp_end - int_end)
-          ])
+  defp int_part(<<d, rest::binary>>, input, len) when d in ?1..?9,
+    do: int_digits(rest, input, len + 1)
 
-        true ->
-          to_float(token)
-      end
+  defp int_part(_rest, input, _len), do: fail({:invalid_number, input})
 
-    {value, rest}
-  end
+  defp int_digits(<<d, rest::binary>>, input, len) when d in ?0..?9,
+    do: int_digits(rest, input, len + 1)
 
-  defp int_part(input, at) do
-    case input do
-      <<_::binary-size(at), ?0, _::binary>> -> at + 1
-      <<_::binary-size(at), d, _::binary>> when d in ?1..?9 -> digits(input, at + 1)
-      _ -> fail({:invalid_number, input})
-    end
-  end
+  defp int_digits(rest, input, len), do: frac_part(rest, input, len)
 
-  defp frac_part(input, at) do
-    case input do
-      <<_::binary-size(at), ?., d, _::binary>> when d in ?0..?9 -> digits(input, at + 2)
-      <<_::binary-size(at), ?., _::binary>> -> fail({:invalid_number, input})
-      _ -> at
-    end
-  end
+  defp frac_part(<<?., d, rest::binary>>, input, len) when d in ?0..?9,
+    do: frac_digits(rest, input, len + 2, len)
 
-  defp exp_part(input, at) do
-    case input do
-      <<_::binary-size(at), e, s, d, _::binary>>
-      when e in ~c"eE" and s in ~c"+-" and d in ?0..?9 ->
-        digits(input, at + 3)
+  defp frac_part(<<?., _::binary>>, input, _len), do: fail({:invalid_number, input})
 
-      <<_::binary-size(at), e, d, _::binary>> when e in ~c"eE" and d in ?0..?9 ->
-        digits(input, at + 2)
+  defp frac_part(<<e, rest::binary>>, input, len) when e in ~c"eE",
+    do: exp_sign(rest, input, len + 1, len)
 
-      <<_::binary-size(at), e, _::binary>> when e in ~c"eE" ->
-        fail({:invalid_number, input})
+  defp frac_part(rest, input, len), do: {String.to_integer(binary_part(input, 0, len)), rest}
+
+  defp frac_digits(<<d, rest::binary>>, input, len, int) when d in ?0..?9,
+    do: frac_digits(rest, input, len + 1, int)
+
+  defp frac_digits(<<e, rest::binary>>, input, len, int) when e in ~c"eE",
+    do: exp_sign(rest, input, len + 1, int)
+
+  defp frac_digits(rest, input, len, _int), do: {to_float(binary_part(input, 0, len)), rest}
+
+  defp exp_sign(<<s, d, rest::binary>>, input, len, int) when s in ~c"+-" and d in ?0..?9,
+    do: exp_digits(rest, input, len + 2, int)
+
+  defp exp_sign(<<d, rest::binary>>, input, len, int) when d in ?0..?9,
+    do: exp_digits(rest, input, len + 1, int)
+
+  defp exp_sign(_rest, input, _len, _int), do: fail({:invalid_number, input})
+
+  defp exp_digits(<<d, rest::binary>>, input, len, int) when d in ?0..?9,
+    do: exp_digits(rest, input, len + 1, int)
+
+  defp exp_digits(rest, input, len, int) do
+    token = binary_part(input, 0, len)
+
+    case token do
+      # binary_to_float/1 needs a fraction: "1e5" is read as "1.0e5".
+      <<whole::binary-size(int), e, _::binary>> when e in ~c"eE" ->
+        {to_float([whole, ".0" | binary_part(token, int, len - int)]), rest}
 
       _ ->
-        at
+        {to_float(token), rest}
     end
   end
 
-  defp digits(input, at) do
-    case input do
-      <<_::binary-size(at), d, _::binary>> when d in ?0..?9 -> digits(input, at + 1)
-      _ -> at
-    end
-  end
-
+  # Out of range (e.g. 1e400) is an error, as JSON has no infinity.
   defp to_float(text) do
     :erlang.binary_to_float(IO.iodata_to_binary(text))
   rescue

@@ -54,12 +54,16 @@ defmodule SnakepitBench.PortPool do
   @impl true
   def init(opts) do
     Process.flag(:trap_exit, true)
+    size = Keyword.fetch!(opts, :size)
     worker_opts = Keyword.take(opts, [:python, :bridge_path, :startup_timeout])
 
-    # Start the workers concurrently: each start blocks until its ready frame arrives.
+    # Start all the workers at once: each start blocks until its ready frame arrives.
     started =
-      1..Keyword.fetch!(opts, :size)
-      |> Task.async_stream(fn _ -> Worker.start(worker_opts) end, timeout: :infinity)
+      1..size
+      |> Task.async_stream(fn _ -> Worker.start(worker_opts) end,
+        max_concurrency: size,
+        timeout: :infinity
+      )
       |> Enum.map(fn {:ok, result} -> result end)
 
     workers = for {:ok, pid} <- started, do: pid

@@ -18,6 +18,9 @@ defmodule Snakepit.Native do
   def pool_submit(_pool, _tag, _command, _args, _session_id, _timeout_ms),
     do: :erlang.nif_error(:nif_not_loaded)
 
+  def pool_submit_dirty(_pool, _tag, _command, _args, _session_id, _timeout_ms),
+    do: :erlang.nif_error(:nif_not_loaded)
+
   def pool_check_deadline(_pool, _request_id), do: :erlang.nif_error(:nif_not_loaded)
 
   # introspection
@@ -25,7 +28,8 @@ defmodule Snakepit.Native do
   def pool_workers(_pool), do: :erlang.nif_error(:nif_not_loaded)
   def pool_os_pids(_pool), do: :erlang.nif_error(:nif_not_loaded)
 
-  # codec (for tests)
+  # codec: results are decoded in the caller; codec_to_json shows what a worker receives
+  def json_decode(_json), do: :erlang.nif_error(:nif_not_loaded)
+  def json_decode_dirty(_json), do: :erlang.nif_error(:nif_not_loaded)
   def codec_to_json(_term), do: :erlang.nif_error(:nif_not_loaded)
-  def codec_from_json(_json), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -95,7 +95,7 @@ defmodule Snakepit.Pool do
          :ok <- validate_request(command, args) do
       tag = make_ref()
 
-      case Native.pool_submit(native, tag, command, args, session_id, timeout_ms(timeout)) do
+      case submit(native, tag, command, args, session_id, timeout_ms(timeout)) do
         {:ok, request_id} -> await_reply(native, tag, request_id, min(queue_timeout, timeout))
         {:error, error} -> {:error, Error.from_native(error)}
       end
@@ -255,6 +255,16 @@ defmodule Snakepit.Pool do
     end
   end
 
+  # Encoding args happens in the submit NIF; beyond this size (bytes in external term format, a
+  # fast proxy for the JSON's) it could outlast a scheduler slice, so a dirty scheduler takes it.
+  @dirty_args_bytes 64 * 1024
+
+  defp submit(native, tag, command, args, session_id, timeout_ms) do
+    if :erlang.external_size(args) > @dirty_args_bytes,
+      do: Native.pool_submit_dirty(native, tag, command, args, session_id, timeout_ms),
+      else: Native.pool_submit(native, tag, command, args, session_id, timeout_ms)
+  end
+
   # Waits for `{tag, reply}`. When `wait` ms pass without it, the native pool decides atomically:
   # the request is withdrawn (expired: no reply will ever come), it has time left, or its reply is
   # already on the way.
@@ -268,6 +278,19 @@ defmodule Snakepit.Pool do
           {:expired, error} -> {:error, Error.from_native(error)}
           :replied -> receive(do: ({^tag, reply} -> decode_reply(reply)))
         end
+    end
+  end
+
+  defp decode_reply({:ok_json, json}) do
+    # Beyond this size decoding may outlast a scheduler slice; a dirty scheduler takes it.
+    decoded =
+      if byte_size(json) > 64 * 1024,
+        do: Native.json_decode_dirty(json),
+        else: Native.json_decode(json)
+
+    case decoded do
+      {:ok, _} = ok -> ok
+      {:error, message} -> {:error, Error.new(:protocol_error, "undecodable result: #{message}")}
     end
   end
 

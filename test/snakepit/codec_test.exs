@@ -6,7 +6,7 @@ defmodule Snakepit.CodecTest do
   alias Snakepit.{Native, TestPool}
 
   defp to_json(term), do: Native.codec_to_json(term)
-  defp from_json(json), do: Native.codec_from_json(json)
+  defp from_json(json), do: Native.json_decode(json)
 
   describe "encoding" do
     test "every term kind that can cross" do

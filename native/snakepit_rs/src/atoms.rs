@@ -2,6 +2,7 @@
 
 rustler::atoms! {
     ok,
+    ok_json,
     error,
     nil,
     true_ = "true",

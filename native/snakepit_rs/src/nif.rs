@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
 use crate::atoms;
 use crate::config::PoolConfig;
@@ -42,8 +42,9 @@ fn pool_start(env: Env, config: PoolConfig, owner: LocalPid) -> NifResult<Term> 
     Ok(ResourceArc::new(PoolResource { pool }).encode(env))
 }
 
-/// Submits a request; the outcome arrives as `{tag, {:ok, result} | {:error, {reason, msg, details}}}`.
-/// Returns `{:ok, request_id}` or `{:error, {reason, msg, details}}` at once.
+/// Submits a request; the outcome arrives as `{tag, {:ok_json, json} | {:ok, nil} | {:error,
+/// {reason, msg, details}}}`. Returns `{:ok, request_id}` or `{:error, {reason, msg, details}}`
+/// at once.
 #[rustler::nif]
 fn pool_submit<'a>(
     env: Env<'a>,
@@ -54,10 +55,52 @@ fn pool_submit<'a>(
     session_id: Option<&str>,
     timeout_ms: u64,
 ) -> Term<'a> {
+    submit(
+        env,
+        &resource,
+        tag,
+        command,
+        request_args,
+        session_id,
+        timeout_ms,
+    )
+}
+
+/// `pool_submit/6` for args large enough that encoding them may outlast a scheduler slice.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn pool_submit_dirty<'a>(
+    env: Env<'a>,
+    resource: ResourceArc<PoolResource>,
+    tag: Term<'a>,
+    command: &str,
+    request_args: Term<'a>,
+    session_id: Option<&str>,
+    timeout_ms: u64,
+) -> Term<'a> {
+    submit(
+        env,
+        &resource,
+        tag,
+        command,
+        request_args,
+        session_id,
+        timeout_ms,
+    )
+}
+
+fn submit<'a>(
+    env: Env<'a>,
+    resource: &PoolResource,
+    tag: Term<'a>,
+    command: &str,
+    args: Term<'a>,
+    session_id: Option<&str>,
+    timeout_ms: u64,
+) -> Term<'a> {
     let caller = env.pid();
     match resource
         .pool
-        .submit(caller, tag, command, request_args, session_id, timeout_ms)
+        .submit(caller, tag, command, args, session_id, timeout_ms)
     {
         Ok(id) => (atoms::ok(), id).encode(env),
         Err(error) => (atoms::error(), error.to_term(env)).encode(env),
@@ -186,11 +229,24 @@ fn codec_to_json<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
     }
 }
 
-/// Decodes JSON text into a term the way replies are decoded (for tests of the codec).
+/// Decodes a worker's JSON result in the caller's process: `{:ok, term}` or `{:error, message}`.
 #[rustler::nif]
-fn codec_from_json<'a>(env: Env<'a>, json: &str) -> Term<'a> {
-    match crate::codec::json_to_term(env, json) {
+fn json_decode<'a>(env: Env<'a>, json: Binary<'a>) -> Term<'a> {
+    decode_json(env, json)
+}
+
+/// `json_decode/1` for large results, which may take longer than a scheduler slice.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn json_decode_dirty<'a>(env: Env<'a>, json: Binary<'a>) -> Term<'a> {
+    decode_json(env, json)
+}
+
+fn decode_json<'a>(env: Env<'a>, json: Binary<'a>) -> Term<'a> {
+    let decoded = std::str::from_utf8(json.as_slice())
+        .map_err(|error| error.to_string())
+        .and_then(|text| crate::codec::json_to_term(env, text).map_err(|e| e.to_string()));
+    match decoded {
         Ok(term) => (atoms::ok(), term).encode(env),
-        Err(error) => (atoms::error(), error.to_string()).encode(env),
+        Err(message) => (atoms::error(), message).encode(env),
     }
 }

@@ -1,11 +1,10 @@
 //! Delivery of a request's outcome to the process that submitted it, as `{tag, outcome}`.
 
 use rustler::env::SavedTerm;
-use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
+use rustler::{Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Term};
 use serde_json::value::RawValue;
 
 use crate::atoms;
-use crate::codec::json_to_term;
 use crate::error::PoolError;
 
 /// Where a request's outcome goes. Holds its own environment so the caller's tag (a reference made
@@ -23,20 +22,19 @@ impl ReplyTo {
         ReplyTo { pid, env, tag }
     }
 
-    /// Sends `{tag, {:ok, result}}`, decoding the worker's JSON in place.
+    /// Sends `{tag, {:ok_json, json}}`, or `{tag, {:ok, nil}}` for a `null` result. The caller
+    /// decodes the JSON on its own scheduler (`json_decode`): terms are then built once, on its
+    /// heap, instead of here and again by the copy `enif_send` makes; and the BEAM cannot build
+    /// large (hashed) maps from a thread it does not manage.
     pub fn send_ok(self, result: Option<&RawValue>) {
         self.send(|env| match result {
             None => (atoms::ok(), atoms::nil()).encode(env),
-            Some(raw) => match json_to_term(env, raw.get()) {
-                Ok(term) => (atoms::ok(), term).encode(env),
-                Err(error) => {
-                    let error = PoolError::ProtocolError {
-                        worker_id: String::new(),
-                        detail: format!("undecodable result: {error}"),
-                    };
-                    (atoms::error(), error.to_term(env)).encode(env)
-                }
-            },
+            Some(raw) => {
+                let mut binary = NewBinary::new(env, raw.get().len());
+                binary.as_mut_slice().copy_from_slice(raw.get().as_bytes());
+                let binary: Binary = binary.into();
+                (atoms::ok_json(), binary).encode(env)
+            }
         });
     }
 
