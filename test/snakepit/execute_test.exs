@@ -61,6 +61,17 @@ defmodule Snakepit.ExecuteTest do
     assert byte_size(big) == 1_000_000
   end
 
+  test "large maps in results (built on the caller's scheduler)", %{pool: pool} do
+    # Regression: building a map of more than 32 keys from a reader thread crashed the VM.
+    args =
+      Map.new(
+        1..2_000,
+        &{"key#{&1}", %{"n" => &1, "inner" => Map.new(1..40, fn i -> {"#{i}", i} end)}}
+      )
+
+    assert {:ok, ^args} = Snakepit.execute("echo", args, pool: pool)
+  end
+
   test "what workers print is logged with the worker's id", %{pool: pool} do
     Snakepit.LogForwarder.forward_to_self()
     assert {:ok, "ok"} = Snakepit.execute("print_noise", %{lines: 2}, pool: pool)
