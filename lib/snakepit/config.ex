@@ -22,7 +22,11 @@ defmodule Snakepit.Config do
     pool_queue_timeout: :queue_timeout,
     pool_max_queue_size: :max_queue_size,
     pool_startup_timeout: :startup_timeout,
-    worker_timeout: :timeout
+    worker_timeout: :timeout,
+    health_check_interval: :health_check_interval,
+    worker_max_requests: :worker_max_requests,
+    worker_ttl: :worker_ttl,
+    max_start_failures: :max_start_failures
   ]
 
   @doc "Options for the default pool `Snakepit.Pool`."

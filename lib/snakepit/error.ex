@@ -20,6 +20,7 @@ defmodule Snakepit.Error do
   | `:queue_timeout` | pool | no worker became free within `:queue_timeout`; the request never ran |
   | `:pool_not_initialized` | pool | the pool is not running, or none of its workers could start |
   | `:pool_shutdown` | pool | the pool stopped before the request finished |
+  | `:circuit_open` | pool | no worker runs and the last `:max_start_failures` starts failed |
   | `:timeout` | worker | the command ran longer than its `:timeout` |
   | `:worker_crashed` | worker | the worker process died while running the request |
   | `:protocol_error` | worker | the worker broke the wire protocol and was replaced |
@@ -46,6 +47,7 @@ defmodule Snakepit.Error do
     queue_timeout: :pool,
     pool_not_initialized: :pool,
     pool_shutdown: :pool,
+    circuit_open: :pool,
     timeout: :worker,
     worker_crashed: :worker,
     protocol_error: :worker,

@@ -21,6 +21,17 @@ defmodule Snakepit.Pool do
     * `:timeout` - default execution timeout of a request in ms (default `30000`)
     * `:max_frame_size` - largest request or reply in bytes (default 16 MiB)
     * `:shutdown_grace` - ms between SIGTERM and SIGKILL when stopping (default `2000`)
+    * `:cancel_grace` - ms a worker has to answer after its request timed out (it is sent a
+      cancel frame) before it is killed and replaced (default `2000`)
+    * `:health_check_interval` - ms between pings of an idle worker; one that fails or does not
+      answer within `:health_check_timeout` (default `5000`) is replaced; `nil` turns health checks
+      off (default `30000`)
+    * `:worker_max_requests` - recycle a worker after this many requests (default `nil`: never)
+    * `:worker_ttl` - recycle a worker after this many ms (default `nil`: never). A recycled
+      worker's replacement starts first; the old one finishes its request and exits.
+    * `:max_start_failures` - consecutive failed worker starts after which the pool reports the
+      circuit open; while no worker runs, requests then fail at once with `:circuit_open`
+      (default `5`)
   """
 
   use GenServer
@@ -41,7 +52,13 @@ defmodule Snakepit.Pool do
     startup_timeout: 10_000,
     timeout: 30_000,
     max_frame_size: 16 * 1024 * 1024,
-    shutdown_grace: 2_000
+    shutdown_grace: 2_000,
+    cancel_grace: 2_000,
+    health_check_interval: 30_000,
+    health_check_timeout: 5_000,
+    worker_max_requests: nil,
+    worker_ttl: nil,
+    max_start_failures: 5
   ]
 
   @typedoc "A pool's registered name."
@@ -196,6 +213,20 @@ defmodule Snakepit.Pool do
     state
   end
 
+  defp handle_event({:circuit_open, failures}, state) do
+    Logger.error(
+      "pool #{inspect(state.name)}: #{failures} worker starts failed in a row; " <>
+        "requests fail with :circuit_open while no worker runs; retrying every 30 s"
+    )
+
+    state
+  end
+
+  defp handle_event(:circuit_closed, state) do
+    Logger.info("pool #{inspect(state.name)}: a worker started again; circuit closed")
+    state
+  end
+
   defp handle_event({:worker_start_failed, message}, state) do
     Logger.error(message)
     state
@@ -223,7 +254,15 @@ defmodule Snakepit.Pool do
       startup_timeout_ms: opts[:startup_timeout],
       max_frame_size: opts[:max_frame_size],
       shutdown_grace_ms: opts[:shutdown_grace],
-      run_id: Snakepit.Application.run_id()
+      run_id: Snakepit.Application.run_id(),
+      cancel_grace_ms: opts[:cancel_grace],
+      health_check_interval_ms: opts[:health_check_interval] || 0,
+      health_check_timeout_ms: opts[:health_check_timeout],
+      worker_max_requests: opts[:worker_max_requests] || 0,
+      worker_ttl_ms: opts[:worker_ttl] || 0,
+      max_start_failures: opts[:max_start_failures],
+      watchdog: nil,
+      registry_file: nil
     }
 
     {:ok, Native.pool_start(config, self())}
@@ -368,9 +407,29 @@ defmodule Snakepit.Pool do
     do: check!(name, is_integer(value) and value > 0, "a positive integer", value)
 
   defp check_option!(name, value)
-       when name in [:queue_timeout, :startup_timeout, :timeout, :shutdown_grace],
+       when name in [
+              :queue_timeout,
+              :startup_timeout,
+              :timeout,
+              :shutdown_grace,
+              :cancel_grace,
+              :health_check_timeout
+            ],
        do:
          check!(name, is_integer(value) and value > 0, "a positive integer (milliseconds)", value)
+
+  defp check_option!(name, value)
+       when name in [:health_check_interval, :worker_max_requests, :worker_ttl],
+       do:
+         check!(
+           name,
+           is_nil(value) or (is_integer(value) and value > 0),
+           "nil or a positive integer",
+           value
+         )
+
+  defp check_option!(:max_start_failures, value),
+    do: check!(:max_start_failures, is_integer(value) and value > 0, "a positive integer", value)
 
   defp check_option!(:adapter_module, value) do
     check!(

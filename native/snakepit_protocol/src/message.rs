@@ -26,7 +26,7 @@ pub enum Handshake {
 }
 
 /// An error a worker reports for one request.
-#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct WorkerError {
     #[serde(rename = "type", default)]
     pub kind: String,

@@ -20,6 +20,7 @@ rustler::atoms! {
     worker_crashed,
     pool_not_initialized,
     pool_shutdown,
+    circuit_open,
     invalid_command,
     invalid_args,
     args_too_large,
@@ -37,10 +38,11 @@ rustler::atoms! {
     worker_ready,
     worker_exit,
     worker_start_failed,
+    circuit_closed,
 
     // worker states
     available,
     busy,
     starting,
-    dead,
+    draining,
 }

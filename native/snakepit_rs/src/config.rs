@@ -27,4 +27,20 @@ pub struct PoolConfig {
     pub shutdown_grace_ms: u64,
     /// Identifies this BEAM run; given to workers as `SNAKEPIT_RUN_ID`.
     pub run_id: String,
+    /// After a request's timeout, how long its worker has to answer the cancel before it is killed.
+    pub cancel_grace_ms: u64,
+    /// Idle workers are pinged this often (0: never).
+    pub health_check_interval_ms: u64,
+    /// A health check not answered within this time gets the worker killed and replaced.
+    pub health_check_timeout_ms: u64,
+    /// A worker is recycled after this many requests (0: never).
+    pub worker_max_requests: u64,
+    /// A worker is recycled after this long (0: never).
+    pub worker_ttl_ms: u64,
+    /// Consecutive failed starts after which the circuit opens.
+    pub max_start_failures: u32,
+    /// The watchdog program that kills worker process groups if the BEAM dies.
+    pub watchdog: Option<String>,
+    /// File where worker OS pids are appended, for `Snakepit.ProcessRegistry`.
+    pub registry_file: Option<String>,
 }

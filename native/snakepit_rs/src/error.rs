@@ -5,7 +5,7 @@ use rustler::{Atom, Encoder, Env, Term};
 use crate::atoms;
 use snakepit_protocol::message::WorkerError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
     #[error("{0}")]
     InvalidCommand(String),
@@ -27,6 +27,8 @@ pub enum PoolError {
     PoolNotInitialized(String),
     #[error("pool is shutting down")]
     PoolShutdown,
+    #[error("no worker is running: the last {failures} attempts to start one failed")]
+    CircuitOpen { failures: u32 },
     #[error("{}: {}", .0.kind, .0.message)]
     WorkerError(WorkerError),
     #[error("{}", .0.message)]
@@ -46,6 +48,7 @@ impl PoolError {
             PoolError::ProtocolError { .. } => atoms::protocol_error(),
             PoolError::PoolNotInitialized(_) => atoms::pool_not_initialized(),
             PoolError::PoolShutdown => atoms::pool_shutdown(),
+            PoolError::CircuitOpen { .. } => atoms::circuit_open(),
             PoolError::WorkerError(_) => atoms::worker_error(),
             PoolError::UnknownCommand(_) => atoms::unknown_command(),
         }

@@ -9,6 +9,7 @@
 //! - [`request`]: framing a request; the rest of wire protocol v1 (frames, the worker's messages)
 //!   lives in the `snakepit_protocol` crate, which has no BEAM dependency and is unit-tested.
 //! - [`codec`]: Elixir terms ↔ JSON.
+//! - [`resource`]: the resource Elixir holds; monitors the owner and queued callers.
 //! - [`reply`]: delivering outcomes to callers; [`events`]: messages to the pool's owner.
 //! - [`error`]: errors with the reason atoms of `Snakepit.Error`; [`atoms`]: atoms.
 //! - [`config`]: the pool configuration; [`runtime`]: the tokio runtime and spawner thread.
@@ -23,6 +24,7 @@ pub mod nif;
 pub mod pool;
 pub mod reply;
 pub mod request;
+pub mod resource;
 pub mod runtime;
 pub mod worker;
 

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::atoms;
 use crate::error::PoolError;
-use crate::pool::{Phase, Pool};
+use crate::pool::{Completed, Phase, Pool};
 use crate::runtime::{on_spawner_thread, runtime};
 use crate::worker::{self, Spawned, WorkerHandle};
 use snakepit_protocol::frame::FrameDecoder;
@@ -31,9 +31,10 @@ const MAX_LOG_LINE: usize = 16 * 1024;
 
 /// Starts every slot's worker concurrently; the pool is ready when the slowest is.
 pub async fn start_pool(pool: Arc<Pool>) {
+    runtime().spawn(sweep(Arc::clone(&pool)));
     let starts = (0..pool.slot_count()).map(|slot| {
         let pool = Arc::clone(&pool);
-        tokio::spawn(async move { (slot, start_worker(&pool, slot).await) })
+        tokio::spawn(async move { (slot, start_worker(&pool, slot, None).await) })
     });
     let mut failed = Vec::new();
     let mut errors = Vec::new();
@@ -52,7 +53,7 @@ pub async fn start_pool(pool: Arc<Pool>) {
             pool.owner
                 .event(|env| (atoms::ready(), started).encode(env));
             for slot in failed {
-                runtime().spawn(keep_slot_filled(Arc::clone(&pool), slot, 1));
+                runtime().spawn(keep_slot_filled(Arc::clone(&pool), slot, 1, None));
             }
         }
         Phase::Failed => {
@@ -75,26 +76,72 @@ async fn futures_join<T: Send + 'static>(
     results
 }
 
-/// Starts workers for `slot` until one runs, backing off exponentially between failures.
-pub async fn keep_slot_filled(pool: Arc<Pool>, slot: usize, mut failures: u32) {
+/// How often the sweeper runs (deadlines, cancels, health checks, recycling by age).
+const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Runs the pool's periodic duties until it stops.
+async fn sweep(pool: Arc<Pool>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if matches!(pool.phase(), Phase::Stopping | Phase::Failed) {
+            return;
+        }
+        let effects = pool.sweep();
+        pool.apply(effects, None);
+    }
+}
+
+/// Starts workers for `slot` until one runs, backing off exponentially between failures (and
+/// slowly, once the circuit is open: a probe every 30 s, never a spin).
+pub async fn keep_slot_filled(
+    pool: Arc<Pool>,
+    slot: usize,
+    mut failures: u32,
+    replaces: Option<usize>,
+) {
     loop {
         if failures > 0 {
-            let backoff =
-                Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+            let backoff = if pool.circuit_open() {
+                Duration::from_secs(30)
+            } else {
+                Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5))
+            };
             tokio::time::sleep(backoff).await;
         }
         if !matches!(pool.phase(), Phase::Running | Phase::Starting) {
             return;
         }
-        match start_worker(&pool, slot).await {
+        match start_worker(&pool, slot, replaces).await {
             Ok(()) => return,
             Err(_) => failures += 1,
         }
     }
 }
 
+/// Starts the worker that will replace (recycle) the worker of `replaces`, in `slot`.
+pub fn start_replacement(pool: &Arc<Pool>, slot: usize, replaces: usize) {
+    runtime().spawn(keep_slot_filled(Arc::clone(pool), slot, 0, Some(replaces)));
+}
+
+/// Tells the owner that the circuit opened or closed.
+pub fn report_circuit(pool: &Pool, open: bool) {
+    let failures = pool.config.max_start_failures;
+    if open {
+        pool.owner
+            .event(|env| (atoms::circuit_open(), failures).encode(env));
+    } else {
+        pool.owner.event(|env| atoms::circuit_closed().encode(env));
+    }
+}
+
 /// Spawns one worker for `slot`, waits for its handshake and installs it.
-async fn start_worker(pool: &Arc<Pool>, slot: usize) -> Result<(), String> {
+async fn start_worker(
+    pool: &Arc<Pool>,
+    slot: usize,
+    replaces: Option<usize>,
+) -> Result<(), String> {
     let uid = NEXT_WORKER_UID.fetch_add(1, Relaxed);
     let config = pool.config.clone();
     let spawned = on_spawner_thread(move || worker::spawn(&config, uid))
@@ -138,7 +185,7 @@ async fn start_worker(pool: &Arc<Pool>, slot: usize) -> Result<(), String> {
         )),
     };
     match outcome {
-        Ok(()) if pool.install(slot, Arc::clone(&handle)) => {
+        Ok(()) if pool.install(slot, Arc::clone(&handle), replaces) => {
             let (id, os_pid) = (handle.id.clone(), handle.os_pid);
             pool.owner
                 .event(|env| (atoms::worker_ready(), id.as_str(), os_pid).encode(env));
@@ -158,6 +205,7 @@ async fn start_worker(pool: &Arc<Pool>, slot: usize) -> Result<(), String> {
 }
 
 fn report_start_failure(pool: &Pool, message: &str) {
+    pool.start_failed();
     pool.owner
         .event(|env| (atoms::worker_start_failed(), message).encode(env));
 }
@@ -246,7 +294,7 @@ fn read_worker(
             .event(|env| (atoms::worker_exit(), id.as_str(), os_pid, exit.as_str()).encode(env));
     }
     if replace {
-        runtime().spawn(keep_slot_filled(pool, slot, 0));
+        runtime().spawn(keep_slot_filled(pool, slot, 0, None));
     }
 }
 
@@ -293,22 +341,22 @@ fn handle_reply(
 ) -> Result<(), String> {
     let (id, reply) = parse_reply(frame).map_err(|violation| violation.to_string())?;
     let id = u64::try_from(id).map_err(|_| format!("reply carries invalid id {id}"))?;
-    match reply {
-        Reply::Ok(result) => {
-            if let Some(reply_to) = pool.complete(slot, handle, id, false)? {
-                reply_to.send_ok(result);
-            }
-        }
-        Reply::Error(error) => {
-            if let Some(reply_to) = pool.complete(slot, handle, id, true)? {
-                reply_to.send_error(&PoolError::from_worker(error));
-            }
-        }
-        Reply::Chunk(_) => {
-            return Err(format!(
-                "stream chunk for request {id}, which asked for no stream"
-            ))
-        }
+    let failed = matches!(reply, Reply::Error(_));
+    if let Reply::Chunk(_) = reply {
+        return Err(format!(
+            "stream chunk for request {id}, which asked for no stream"
+        ));
+    }
+    match pool.complete(slot, handle, id, failed) {
+        Completed::Request(None) => {}
+        Completed::Request(Some(reply_to)) => match reply {
+            Reply::Ok(result) => reply_to.send_ok(result),
+            Reply::Error(error) => reply_to.send_error(&PoolError::from_worker(error)),
+            Reply::Chunk(_) => unreachable!("refused above"),
+        },
+        Completed::HealthCheck if failed => return Err("health check failed".into()),
+        Completed::HealthCheck => {}
+        Completed::Unexpected(detail) => return Err(detail),
     }
     Ok(())
 }

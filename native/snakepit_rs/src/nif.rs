@@ -9,26 +9,8 @@ use crate::atoms;
 use crate::config::PoolConfig;
 use crate::lifecycle::start_pool;
 use crate::pool::{Deadline, Pool, SlotStatus};
+use crate::resource::PoolResource;
 use crate::runtime::runtime;
-
-/// The resource Elixir holds. Dropping it (its owner died without stopping the pool) stops the
-/// workers without blocking the scheduler that runs the destructor.
-pub struct PoolResource {
-    pool: Arc<Pool>,
-}
-
-#[rustler::resource_impl]
-impl rustler::Resource for PoolResource {}
-
-impl Drop for PoolResource {
-    fn drop(&mut self) {
-        if self.pool.begin_stop() {
-            let pool = Arc::clone(&self.pool);
-            let grace = Duration::from_millis(pool.config.shutdown_grace_ms);
-            runtime().spawn_blocking(move || pool.await_stopped(grace));
-        }
-    }
-}
 
 /// Creates a pool and starts its workers in the background. The owner receives
 /// `{:snakepit_event, {:ready, n}}` or `{:snakepit_event, {:start_failed, message}}`.
@@ -37,9 +19,16 @@ fn pool_start(env: Env, config: PoolConfig, owner: LocalPid) -> NifResult<Term> 
     if config.size == 0 {
         return Err(rustler::Error::BadArg);
     }
-    let pool = Arc::new(Pool::new(config, owner));
-    runtime().spawn(start_pool(Arc::clone(&pool)));
-    Ok(ResourceArc::new(PoolResource { pool }).encode(env))
+    let pool = Pool::new(config, owner);
+    let resource = ResourceArc::new(PoolResource {
+        pool: Arc::clone(&pool),
+        owner,
+    });
+    pool.set_resource(resource.clone());
+    // However the owner dies, the workers stop (see `PoolResource::down`).
+    env.monitor(&resource, &owner);
+    runtime().spawn(start_pool(pool));
+    Ok(resource.encode(env))
 }
 
 /// Submits a request; the outcome arrives as `{tag, {:ok_json, json} | {:ok, nil} | {:error,
@@ -90,7 +79,7 @@ fn pool_submit_dirty<'a>(
 
 fn submit<'a>(
     env: Env<'a>,
-    resource: &PoolResource,
+    resource: &ResourceArc<PoolResource>,
     tag: Term<'a>,
     command: &str,
     args: Term<'a>,
@@ -98,10 +87,16 @@ fn submit<'a>(
     timeout_ms: u64,
 ) -> Term<'a> {
     let caller = env.pid();
-    match resource
-        .pool
-        .submit(caller, tag, command, args, session_id, timeout_ms)
-    {
+    let monitor_caller = || env.monitor(resource, &caller);
+    match resource.pool.submit(
+        caller,
+        tag,
+        command,
+        args,
+        session_id,
+        timeout_ms,
+        monitor_caller,
+    ) {
         Ok(id) => (atoms::ok(), id).encode(env),
         Err(error) => (atoms::error(), error.to_term(env)).encode(env),
     }
@@ -111,7 +106,7 @@ fn submit<'a>(
 /// `:replied` (the reply is in or on its way to the caller's mailbox).
 #[rustler::nif]
 fn pool_check_deadline(env: Env, resource: ResourceArc<PoolResource>, request_id: u64) -> Term {
-    match resource.pool.check_deadline(request_id) {
+    match resource.pool.check_deadline(env, request_id) {
         Deadline::Wait(ms) => (atoms::wait(), ms).encode(env),
         Deadline::Expired(error) => (atoms::expired(), error.to_term(env)).encode(env),
         Deadline::Replied => atoms::replied().encode(env),
@@ -122,47 +117,48 @@ fn pool_check_deadline(env: Env, resource: ResourceArc<PoolResource>, request_id
 fn pool_stats(env: Env, resource: ResourceArc<PoolResource>) -> Term {
     use std::sync::atomic::Ordering::Relaxed;
     let pool = &resource.pool;
-    let counters = &pool.counters;
+    let c = &pool.counters;
     let (workers, available, busy, queued) = pool.occupancy();
-    let completed = counters.completed.load(Relaxed);
+    let completed = c.completed.load(Relaxed);
     let avg_ms = if completed == 0 {
         0.0
     } else {
-        counters.response_micros.load(Relaxed) as f64 / completed as f64 / 1000.0
+        c.response_micros.load(Relaxed) as f64 / completed as f64 / 1000.0
     };
-    let pairs: [(&str, Term); 13] = [
-        ("workers", workers.encode(env)),
-        ("available", available.encode(env)),
-        ("busy", busy.encode(env)),
-        ("queued", queued.encode(env)),
-        ("requests", counters.requests.load(Relaxed).encode(env)),
-        ("completed", completed.encode(env)),
-        ("errors", counters.errors.load(Relaxed).encode(env)),
+    let counts = [
+        ("workers", workers as u64),
+        ("available", available as u64),
+        ("busy", busy as u64),
+        ("queued", queued as u64),
+        ("requests", c.requests.load(Relaxed)),
+        ("completed", completed),
+        ("errors", c.errors.load(Relaxed)),
+        ("queue_timeouts", c.queue_timeouts.load(Relaxed)),
+        ("pool_saturated", c.pool_saturated.load(Relaxed)),
+        ("timeouts", c.timeouts.load(Relaxed)),
+        ("worker_crashes", c.worker_crashes.load(Relaxed)),
+        ("worker_starts", c.worker_starts.load(Relaxed)),
         (
-            "queue_timeouts",
-            counters.queue_timeouts.load(Relaxed).encode(env),
+            "worker_start_failures",
+            c.worker_start_failures.load(Relaxed),
         ),
-        (
-            "pool_saturated",
-            counters.pool_saturated.load(Relaxed).encode(env),
-        ),
-        ("timeouts", counters.timeouts.load(Relaxed).encode(env)),
-        (
-            "worker_crashes",
-            counters.worker_crashes.load(Relaxed).encode(env),
-        ),
-        (
-            "worker_starts",
-            counters.worker_starts.load(Relaxed).encode(env),
-        ),
-        ("avg_response_time_ms", avg_ms.encode(env)),
+        ("workers_killed", c.workers_killed.load(Relaxed)),
+        ("worker_recycles", c.worker_recycles.load(Relaxed)),
+        ("health_checks", c.health_checks.load(Relaxed)),
+        ("callers_gone", c.callers_gone.load(Relaxed)),
     ];
-    let keys: Vec<Term> = pairs
-        .iter()
-        .map(|(key, _)| rustler::Atom::from_str(env, key).unwrap().encode(env))
-        .collect();
-    let values: Vec<Term> = pairs.iter().map(|(_, value)| *value).collect();
-    Term::map_from_term_arrays(env, &keys, &values).unwrap()
+    let mut stats = Term::map_new(env);
+    for (key, value) in counts {
+        stats = stats.map_put(atom(env, key), value).unwrap();
+    }
+    stats
+        .map_put(atom(env, "avg_response_time_ms"), avg_ms)
+        .and_then(|m| m.map_put(atom(env, "circuit_open"), pool.circuit_open()))
+        .unwrap()
+}
+
+fn atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
+    rustler::Atom::from_str(env, name).unwrap().encode(env)
 }
 
 #[rustler::nif]
@@ -175,7 +171,8 @@ fn pool_workers(env: Env, resource: ResourceArc<PoolResource>) -> Term {
             let status = match worker.status {
                 SlotStatus::Idle => atoms::available(),
                 SlotStatus::Busy => atoms::busy(),
-                SlotStatus::Starting => atoms::starting(),
+                SlotStatus::Starting | SlotStatus::Vacant => atoms::starting(),
+                SlotStatus::Draining => atoms::draining(),
             };
             Term::map_new(env)
                 .map_put(rustler::Atom::from_str(env, "id").unwrap(), worker.id)
@@ -201,20 +198,15 @@ fn pool_workers(env: Env, resource: ResourceArc<PoolResource>) -> Term {
 /// OS pids of every worker process not yet reaped (including ones still starting).
 #[rustler::nif]
 fn pool_os_pids(resource: ResourceArc<PoolResource>) -> Vec<u32> {
-    resource
-        .pool
-        .worker_ids()
-        .iter()
-        .map(|w| w.os_pid)
-        .collect()
+    resource.pool.processes().iter().map(|w| w.os_pid).collect()
 }
 
 /// Stops the pool: fails pending work with `:pool_shutdown`, SIGTERM, grace period, SIGKILL.
 /// Returns when every worker has been reaped.
 #[rustler::nif(schedule = "DirtyIo")]
-fn pool_stop(resource: ResourceArc<PoolResource>) -> rustler::Atom {
+fn pool_stop(env: Env, resource: ResourceArc<PoolResource>) -> rustler::Atom {
     let pool = &resource.pool;
-    pool.begin_stop();
+    pool.begin_stop(Some(env));
     pool.await_stopped(Duration::from_millis(pool.config.shutdown_grace_ms));
     atoms::ok()
 }

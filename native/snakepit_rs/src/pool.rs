@@ -1,29 +1,41 @@
-//! The pool: worker slots, the request queue, dispatch and counters.
+//! The pool: worker slots, the request queue, dispatch, deadlines and counters.
 //!
-//! All scheduling state sits behind one short-held mutex. The hot path has no hand-off: `submit`
-//! (a NIF on the caller's scheduler) frames the request and writes it straight to a free worker's
-//! pipe; the worker's reader thread takes the reply, hands the worker its next queued request and
-//! sends the reply to the caller. Timeouts are driven by the caller, which waits in `receive ...
-//! after` and then asks `check_deadline` whether its request expired; the pool answers atomically,
-//! so a request either expires (and is never sent) or is answered (exactly once).
+//! All scheduling state sits behind one short-held mutex; work that must not happen under it
+//! (pipe writes, replies, signals) is collected as [`Effects`] and carried out after unlocking.
+//!
+//! The hot path has no hand-off: `submit` (a NIF on the caller's scheduler) frames the request and
+//! writes it straight to a free worker's pipe; the worker's reader thread takes the reply, hands
+//! the worker its next queued request and sends the reply to the caller.
+//!
+//! Deadlines are enforced twice over the same atomic state: by the caller, which waits in
+//! `receive ... after` and then asks [`Pool::check_deadline`] (exact timing), and by the sweeper
+//! ([`Pool::sweep`], every few tens of milliseconds), which also covers callers that died, sends
+//! cancel frames, kills workers that ignore them, runs health checks and recycles old workers.
+//! Either way a request expires (and is never sent, or its late reply is discarded) or is
+//! answered — exactly once.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use rustler::{LocalPid, Term};
+use rustler::{Env, LocalPid, Monitor, ResourceArc, Term};
 
+use crate::codec::JsonWriter;
 use crate::config::PoolConfig;
 use crate::error::PoolError;
 use crate::events::Owner;
 use crate::reply::{deliver_errors, ReplyTo};
-use crate::request::{encode_request, RequestError, RequestHead};
+use crate::request::{encode_cancel, encode_request, RequestError, RequestHead};
+use crate::resource::PoolResource;
 use crate::worker::WorkerHandle;
 
 /// Longest command name accepted.
 pub const MAX_COMMAND_BYTES: usize = 1024;
+
+/// The command a health check sends.
+const HEALTH_CHECK_COMMAND: &str = "ping";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Phase {
@@ -37,21 +49,31 @@ pub enum Phase {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SlotStatus {
+    /// Its worker is starting (or being replaced).
     Starting,
     Idle,
     Busy,
+    /// Replaced by a recycled worker: gets no new work and exits once its request is done.
+    Draining,
+    /// Unused: the slot of a retired worker, free for the next recycled one.
+    Vacant,
 }
 
 /// A request running on a worker.
 struct InFlight {
     id: u64,
     command: String,
-    /// `None` once the caller gave up (timeout): the reply is discarded, the worker stays busy
-    /// until it has answered.
+    /// `None` once the caller was answered with `:timeout` (or gave up), and for health checks:
+    /// the late reply is then discarded.
     reply_to: Option<ReplyTo>,
+    health_check: bool,
     submitted: Instant,
     dispatched: Instant,
     timeout: Duration,
+    /// When the execution timeout passed: from then on the worker has `cancel_grace` to answer
+    /// (it is sent a cancel frame) before it is killed.
+    expired_at: Option<Instant>,
+    cancel_sent: bool,
 }
 
 /// A request waiting for a worker, already framed.
@@ -62,6 +84,8 @@ struct Queued {
     reply_to: ReplyTo,
     enqueued: Instant,
     timeout: Duration,
+    /// Monitor of the caller, so that a caller that dies is dropped from the queue.
+    monitor: Option<Monitor>,
 }
 
 /// One place for a worker; a crashed worker's replacement takes the same slot.
@@ -71,6 +95,34 @@ struct Slot {
     inflight: Option<InFlight>,
     /// Requests answered by the workers of this slot.
     requests: u64,
+    /// Requests answered by the current worker (for `worker_max_requests`).
+    served: u64,
+    /// When the current worker was installed (for `worker_ttl`).
+    installed: Instant,
+    /// When the current worker last finished something (for health checks).
+    last_active: Instant,
+    /// A replacement is starting for this worker (recycling).
+    retiring: bool,
+}
+
+impl Slot {
+    fn new(status: SlotStatus) -> Self {
+        let now = Instant::now();
+        Slot {
+            worker: None,
+            status,
+            inflight: None,
+            requests: 0,
+            served: 0,
+            installed: now,
+            last_active: now,
+            retiring: false,
+        }
+    }
+
+    fn is_current(&self, worker: &Arc<WorkerHandle>) -> bool {
+        matches!(&self.worker, Some(current) if current.uid == worker.uid)
+    }
 }
 
 struct State {
@@ -79,6 +131,19 @@ struct State {
     /// Idle slots, oldest first, so work spreads over all workers.
     idle: VecDeque<usize>,
     queue: VecDeque<Queued>,
+    /// Consecutive failed worker starts across the pool.
+    start_failures: u32,
+    /// Too many consecutive start failures: while no worker runs, requests fail at once.
+    circuit_open: bool,
+}
+
+impl State {
+    fn live_workers(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| slot.worker.is_some())
+            .count()
+    }
 }
 
 /// Monotonic counters behind `Snakepit.get_stats/1`.
@@ -92,11 +157,35 @@ pub struct Counters {
     pub timeouts: AtomicU64,
     pub worker_crashes: AtomicU64,
     pub worker_starts: AtomicU64,
+    pub worker_start_failures: AtomicU64,
+    pub workers_killed: AtomicU64,
+    pub worker_recycles: AtomicU64,
+    pub health_checks: AtomicU64,
+    pub callers_gone: AtomicU64,
     /// Sum of submit-to-reply times of completed requests, in microseconds.
     pub response_micros: AtomicU64,
 }
 
+/// Work decided under the lock and carried out after it is released.
+#[derive(Default)]
+#[must_use]
+pub struct Effects {
+    frames: Vec<(Arc<WorkerHandle>, Vec<u8>)>,
+    errors: Vec<(ReplyTo, PoolError)>,
+    demonitors: Vec<Monitor>,
+    /// Workers to kill (process group, SIGKILL).
+    kills: Vec<Arc<WorkerHandle>>,
+    /// Workers to ask to exit (request pipe closed).
+    closes: Vec<Arc<WorkerHandle>>,
+    /// New slots whose worker must be started, replacing the worker of the second slot.
+    replacements: Vec<(usize, usize)>,
+    /// The circuit opened (true) or closed (false).
+    circuit: Option<bool>,
+}
+
 pub struct Pool {
+    /// The pool itself, for tasks it starts (replacements).
+    me: Weak<Pool>,
     pub config: PoolConfig,
     pub owner: Owner,
     pub counters: Counters,
@@ -106,6 +195,9 @@ pub struct Pool {
     processes: Mutex<Vec<Arc<WorkerHandle>>>,
     /// Signalled whenever a process is reaped.
     reaped: Condvar,
+    /// The resource Elixir holds, to remove caller monitors from threads that have no handle on
+    /// it. Set after creation, cleared when the pool stops (it is a reference cycle until then).
+    resource: Mutex<Option<ResourceArc<PoolResource>>>,
 }
 
 /// What `check_deadline` found.
@@ -126,17 +218,22 @@ pub struct WorkerInfo {
     pub requests: u64,
 }
 
+/// What a worker's reply completed.
+pub enum Completed {
+    /// A caller's request: answer it here (if the caller still waits).
+    Request(Option<ReplyTo>),
+    HealthCheck,
+    /// Not the request this worker runs: the worker is broken.
+    Unexpected(String),
+}
+
 impl Pool {
-    pub fn new(config: PoolConfig, owner: LocalPid) -> Self {
+    pub fn new(config: PoolConfig, owner: LocalPid) -> Arc<Self> {
         let slots = (0..config.size)
-            .map(|_| Slot {
-                worker: None,
-                status: SlotStatus::Starting,
-                inflight: None,
-                requests: 0,
-            })
+            .map(|_| Slot::new(SlotStatus::Starting))
             .collect();
-        Pool {
+        Arc::new_cyclic(|me| Pool {
+            me: me.clone(),
             config,
             owner: Owner::new(owner),
             counters: Counters::default(),
@@ -145,14 +242,23 @@ impl Pool {
                 slots,
                 idle: VecDeque::new(),
                 queue: VecDeque::new(),
+                start_failures: 0,
+                circuit_open: false,
             }),
             next_request_id: AtomicU64::new(1),
             processes: Mutex::new(Vec::new()),
             reaped: Condvar::new(),
-        }
+            resource: Mutex::new(None),
+        })
+    }
+
+    pub fn set_resource(&self, resource: ResourceArc<PoolResource>) {
+        *self.resource.lock() = Some(resource);
     }
 
     /// Accepts a request: runs it on a free worker at once or queues it. Returns its id.
+    /// `monitor_caller` is called only when the request must wait.
+    #[allow(clippy::too_many_arguments)]
     pub fn submit(
         &self,
         caller: LocalPid,
@@ -161,6 +267,7 @@ impl Pool {
         args: Term,
         session_id: Option<&str>,
         timeout_ms: u64,
+        monitor_caller: impl FnOnce() -> Option<Monitor>,
     ) -> Result<u64, PoolError> {
         validate_command(command)?;
         let id = self.next_request_id.fetch_add(1, Relaxed);
@@ -170,15 +277,21 @@ impl Pool {
             session_id,
             stream: false,
         };
-        encode_request(&mut frame, id, &head, args, self.config.max_frame_size).map_err(
-            |error| match error {
-                RequestError::Args(error) => PoolError::InvalidArgs(error.to_string()),
-                RequestError::Frame(_) => PoolError::ArgsTooLarge {
-                    size: frame.len(),
-                    max: self.config.max_frame_size,
-                },
+        let write_args = |out: &mut Vec<u8>| JsonWriter::new(out, "args").write(args);
+        encode_request(
+            &mut frame,
+            id,
+            &head,
+            write_args,
+            self.config.max_frame_size,
+        )
+        .map_err(|error| match error {
+            RequestError::Args(error) => PoolError::InvalidArgs(error.to_string()),
+            RequestError::Frame(_) => PoolError::ArgsTooLarge {
+                size: frame.len(),
+                max: self.config.max_frame_size,
             },
-        )?;
+        })?;
         let reply_to = ReplyTo::new(caller, tag);
         let now = Instant::now();
         let timeout = Duration::from_millis(timeout_ms);
@@ -193,6 +306,10 @@ impl Pool {
             Phase::Stopping => return Err(PoolError::PoolShutdown),
             Phase::Starting | Phase::Running => {}
         }
+        if state.circuit_open && state.live_workers() == 0 {
+            self.counters.errors.fetch_add(1, Relaxed);
+            return Err(self.circuit_error());
+        }
         self.counters.requests.fetch_add(1, Relaxed);
         if let Some(slot) = state.idle.pop_front() {
             let slot = &mut state.slots[slot];
@@ -201,9 +318,12 @@ impl Pool {
                 id,
                 command: command.to_string(),
                 reply_to: Some(reply_to),
+                health_check: false,
                 submitted: now,
                 dispatched: now,
                 timeout,
+                expired_at: None,
+                cancel_sent: false,
             });
             let worker = Arc::clone(slot.worker.as_ref().expect("idle slot has a worker"));
             drop(state);
@@ -222,17 +342,34 @@ impl Pool {
                 reply_to,
                 enqueued: now,
                 timeout,
+                monitor: monitor_caller(),
             });
         }
         Ok(id)
     }
 
     /// Withdraws request `id` if it is past its deadline (queue timeout while queued, execution
-    /// timeout while running), else says how long it still has.
-    pub fn check_deadline(&self, id: u64) -> Deadline {
+    /// timeout while running), else says how long it still has. Called by the waiting caller.
+    pub fn check_deadline(&self, env: Env, id: u64) -> Deadline {
         let queue_timeout = Duration::from_millis(self.config.queue_timeout_ms);
         let now = Instant::now();
-        let mut state = self.state.lock();
+        let mut effects = Effects::default();
+        let deadline = {
+            let mut state = self.state.lock();
+            self.find_deadline(&mut state, id, now, queue_timeout, &mut effects)
+        };
+        self.apply(effects, Some(env));
+        deadline
+    }
+
+    fn find_deadline(
+        &self,
+        state: &mut State,
+        id: u64,
+        now: Instant,
+        queue_timeout: Duration,
+        effects: &mut Effects,
+    ) -> Deadline {
         if let Some(position) = state.queue.iter().position(|queued| queued.id == id) {
             let queued = &state.queue[position];
             let waited = now - queued.enqueued;
@@ -241,7 +378,8 @@ impl Pool {
                 // request may reach a worker meanwhile, and its execution timeout starts then.
                 return Deadline::Wait(millis_left((queue_timeout - waited).min(queued.timeout)));
             }
-            state.queue.remove(position);
+            let queued = state.queue.remove(position).expect("position is valid");
+            effects.demonitors.extend(queued.monitor);
             self.counters.queue_timeouts.fetch_add(1, Relaxed);
             self.counters.errors.fetch_add(1, Relaxed);
             return Deadline::Expired(PoolError::QueueTimeout {
@@ -259,53 +397,191 @@ impl Pool {
             if ran < inflight.timeout {
                 return Deadline::Wait(millis_left(inflight.timeout - ran));
             }
-            // Abandon: the worker stays busy (no new work) until it answers or is replaced.
-            inflight.reply_to = None;
-            self.counters.timeouts.fetch_add(1, Relaxed);
-            self.counters.errors.fetch_add(1, Relaxed);
-            return Deadline::Expired(PoolError::Timeout {
-                command: inflight.command.clone(),
-                timeout_ms: inflight.timeout.as_millis() as u64,
-            });
+            return Deadline::Expired(self.expire_inflight(inflight, now).1);
         }
         Deadline::Replied
     }
 
+    /// Takes the caller away from a running request past its timeout. The worker stays busy (no
+    /// new work) until it answers, or is killed once the cancel grace period is over.
+    fn expire_inflight(
+        &self,
+        inflight: &mut InFlight,
+        now: Instant,
+    ) -> (Option<ReplyTo>, PoolError) {
+        inflight.expired_at = Some(now);
+        self.counters.timeouts.fetch_add(1, Relaxed);
+        self.counters.errors.fetch_add(1, Relaxed);
+        let error = PoolError::Timeout {
+            command: inflight.command.clone(),
+            timeout_ms: inflight.timeout.as_millis() as u64,
+        };
+        (inflight.reply_to.take(), error)
+    }
+
+    /// Periodic duties: expired queue entries and requests, cancel frames, killing workers that
+    /// ignore them, health checks, recycling by age.
+    pub fn sweep(&self) -> Effects {
+        let now = Instant::now();
+        let queue_timeout = Duration::from_millis(self.config.queue_timeout_ms);
+        let grace = Duration::from_millis(self.config.cancel_grace_ms);
+        let mut effects = Effects::default();
+        let mut state = self.state.lock();
+        if state.phase == Phase::Stopping {
+            return effects;
+        }
+        // All requests share one queue timeout, so the expired ones are at the front.
+        while state
+            .queue
+            .front()
+            .is_some_and(|queued| now - queued.enqueued >= queue_timeout)
+        {
+            let queued = state.queue.pop_front().unwrap();
+            let waited_ms = (now - queued.enqueued).as_millis() as u64;
+            self.counters.queue_timeouts.fetch_add(1, Relaxed);
+            self.counters.errors.fetch_add(1, Relaxed);
+            effects.demonitors.extend(queued.monitor);
+            effects
+                .errors
+                .push((queued.reply_to, PoolError::QueueTimeout { waited_ms }));
+        }
+        let health_interval = Duration::from_millis(self.config.health_check_interval_ms);
+        let ttl = Duration::from_millis(self.config.worker_ttl_ms);
+        let mut health_checks = Vec::new();
+        let mut retire = Vec::new();
+        for (index, slot) in state.slots.iter_mut().enumerate() {
+            let Some(worker) = slot.worker.clone() else {
+                continue;
+            };
+            if let Some(inflight) = slot.inflight.as_mut() {
+                if inflight.expired_at.is_none() && now - inflight.dispatched >= inflight.timeout {
+                    let (reply_to, error) = self.expire_inflight(inflight, now);
+                    effects
+                        .errors
+                        .extend(reply_to.map(|reply_to| (reply_to, error)));
+                }
+                if let Some(expired_at) = inflight.expired_at {
+                    if !inflight.cancel_sent {
+                        inflight.cancel_sent = true;
+                        effects
+                            .frames
+                            .push((Arc::clone(&worker), encode_cancel(inflight.id)));
+                    }
+                    if now - expired_at >= grace {
+                        self.counters.workers_killed.fetch_add(1, Relaxed);
+                        effects.kills.push(worker);
+                    }
+                }
+                continue;
+            }
+            if slot.status != SlotStatus::Idle {
+                continue;
+            }
+            if self.config.worker_ttl_ms > 0 && !slot.retiring && now - slot.installed >= ttl {
+                retire.push(index);
+            } else if self.config.health_check_interval_ms > 0
+                && now - slot.last_active >= health_interval
+            {
+                health_checks.push(index);
+            }
+        }
+        for index in retire {
+            self.retire(&mut state, index, &mut effects);
+        }
+        for index in health_checks {
+            self.start_health_check(&mut state, index, now, &mut effects);
+        }
+        effects
+    }
+
+    fn start_health_check(
+        &self,
+        state: &mut State,
+        index: usize,
+        now: Instant,
+        effects: &mut Effects,
+    ) {
+        let id = self.next_request_id.fetch_add(1, Relaxed);
+        let mut frame = Vec::with_capacity(128);
+        let head = RequestHead {
+            command: HEALTH_CHECK_COMMAND,
+            session_id: None,
+            stream: false,
+        };
+        let no_args = |out: &mut Vec<u8>| {
+            out.extend_from_slice(b"{}");
+            Ok(())
+        };
+        if encode_request(&mut frame, id, &head, no_args, self.config.max_frame_size).is_err() {
+            return;
+        }
+        state.idle.retain(|&idle| idle != index);
+        let slot = &mut state.slots[index];
+        slot.status = SlotStatus::Busy;
+        slot.inflight = Some(InFlight {
+            id,
+            command: HEALTH_CHECK_COMMAND.into(),
+            reply_to: None,
+            health_check: true,
+            submitted: now,
+            dispatched: now,
+            timeout: Duration::from_millis(self.config.health_check_timeout_ms),
+            expired_at: None,
+            cancel_sent: false,
+        });
+        self.counters.health_checks.fetch_add(1, Relaxed);
+        let worker = Arc::clone(slot.worker.as_ref().unwrap());
+        effects.frames.push((worker, frame));
+    }
+
     /// A worker answered request `id`: frees the worker (or hands it the next queued request) and
-    /// returns where the answer goes. Called on the worker's reader thread.
+    /// says what the answer completed. Called on the worker's reader thread.
     pub fn complete(
         &self,
         slot_index: usize,
         worker: &Arc<WorkerHandle>,
         id: u64,
         failed: bool,
-    ) -> Result<Option<ReplyTo>, String> {
+    ) -> Completed {
         let now = Instant::now();
-        let mut expired = Vec::new();
-        let (inflight, next) = {
+        let mut effects = Effects::default();
+        let inflight = {
             let mut state = self.state.lock();
             let state = &mut *state;
             let slot = &mut state.slots[slot_index];
-            if !is_current(slot, worker) {
-                return Ok(None);
+            if !slot.is_current(worker) {
+                return Completed::Request(None);
             }
             match &slot.inflight {
                 Some(inflight) if inflight.id == id => {}
                 Some(inflight) => {
-                    return Err(format!(
+                    return Completed::Unexpected(format!(
                         "reply for request {id} while request {} is running",
                         inflight.id
                     ))
                 }
-                None => return Err(format!("reply for request {id}, which is not running")),
+                None => {
+                    return Completed::Unexpected(format!(
+                        "reply for request {id}, which is not running"
+                    ))
+                }
             }
             let inflight = slot.inflight.take().unwrap();
-            slot.requests += 1;
-            let next = self.next_request(state, slot_index, now, &mut expired);
-            (inflight, next)
+            slot.last_active = now;
+            if !inflight.health_check {
+                slot.requests += 1;
+                slot.served += 1;
+            }
+            let max_requests = self.config.worker_max_requests;
+            if max_requests > 0 && slot.served >= max_requests && !slot.retiring {
+                self.retire(state, slot_index, &mut effects);
+            }
+            self.next_request(state, slot_index, now, &mut effects);
+            inflight
         };
-        if let Some(frame) = next {
-            worker.send_frame(frame);
+        self.apply(effects, None);
+        if inflight.health_check {
+            return Completed::HealthCheck;
         }
         self.counters.completed.fetch_add(1, Relaxed);
         self.counters
@@ -314,27 +590,35 @@ impl Pool {
         if failed && inflight.reply_to.is_some() {
             self.counters.errors.fetch_add(1, Relaxed);
         }
-        deliver_errors(expired);
-        Ok(inflight.reply_to)
+        Completed::Request(inflight.reply_to)
     }
 
-    /// Gives slot `slot_index` its next request from the queue, or marks it idle. Requests that
-    /// waited past the queue timeout are failed (collected in `expired`), never run.
+    /// Gives slot `slot_index` its next request from the queue, or marks it idle (or, draining,
+    /// lets its worker go). Requests that waited past the queue timeout are failed, never run.
     fn next_request(
         &self,
         state: &mut State,
         slot_index: usize,
         now: Instant,
-        expired: &mut Vec<(ReplyTo, PoolError)>,
-    ) -> Option<Vec<u8>> {
+        effects: &mut Effects,
+    ) {
+        if state.slots[slot_index].status == SlotStatus::Draining {
+            effects
+                .closes
+                .extend(state.slots[slot_index].worker.clone());
+            return;
+        }
         let queue_timeout = Duration::from_millis(self.config.queue_timeout_ms);
         while let Some(queued) = state.queue.pop_front() {
+            effects.demonitors.extend(queued.monitor);
             let waited = now - queued.enqueued;
             if waited >= queue_timeout {
                 self.counters.queue_timeouts.fetch_add(1, Relaxed);
                 self.counters.errors.fetch_add(1, Relaxed);
                 let waited_ms = waited.as_millis() as u64;
-                expired.push((queued.reply_to, PoolError::QueueTimeout { waited_ms }));
+                effects
+                    .errors
+                    .push((queued.reply_to, PoolError::QueueTimeout { waited_ms }));
                 continue;
             }
             let slot = &mut state.slots[slot_index];
@@ -343,37 +627,132 @@ impl Pool {
                 id: queued.id,
                 command: queued.command,
                 reply_to: Some(queued.reply_to),
+                health_check: false,
                 submitted: queued.enqueued,
                 dispatched: now,
                 timeout: queued.timeout,
+                expired_at: None,
+                cancel_sent: false,
             });
-            return Some(queued.frame);
+            let worker = Arc::clone(slot.worker.as_ref().expect("slot has a worker"));
+            effects.frames.push((worker, queued.frame));
+            return;
         }
         state.slots[slot_index].status = SlotStatus::Idle;
         state.idle.push_back(slot_index);
-        None
     }
 
-    /// Puts a worker that completed its handshake into its slot and gives it work.
-    /// Returns false when the pool is stopping (the caller then stops the worker).
-    pub fn install(&self, slot_index: usize, worker: Arc<WorkerHandle>) -> bool {
-        let mut expired = Vec::new();
-        let next = {
+    /// Starts recycling the worker of `index`: a replacement starts in another slot; this worker
+    /// keeps serving until the replacement is ready, so capacity never drops.
+    fn retire(&self, state: &mut State, index: usize, effects: &mut Effects) {
+        if state.phase == Phase::Stopping {
+            return;
+        }
+        state.slots[index].retiring = true;
+        let new_index = match state
+            .slots
+            .iter()
+            .position(|s| s.status == SlotStatus::Vacant)
+        {
+            Some(vacant) => {
+                state.slots[vacant] = Slot::new(SlotStatus::Starting);
+                vacant
+            }
+            None => {
+                state.slots.push(Slot::new(SlotStatus::Starting));
+                state.slots.len() - 1
+            }
+        };
+        self.counters.worker_recycles.fetch_add(1, Relaxed);
+        effects.replacements.push((new_index, index));
+    }
+
+    /// Puts a worker that completed its handshake into its slot and gives it work. If it
+    /// replaces a recycled worker, that one drains. Returns false when the pool is stopping (the
+    /// caller then stops the worker).
+    pub fn install(
+        &self,
+        slot_index: usize,
+        worker: Arc<WorkerHandle>,
+        replaces: Option<usize>,
+    ) -> bool {
+        let mut effects = Effects::default();
+        {
             let mut state = self.state.lock();
             if state.phase == Phase::Stopping || state.phase == Phase::Failed {
                 return false;
             }
+            let now = Instant::now();
             let slot = &mut state.slots[slot_index];
             slot.worker = Some(Arc::clone(&worker));
             slot.inflight = None;
-            self.next_request(&mut state, slot_index, Instant::now(), &mut expired)
-        };
-        self.counters.worker_starts.fetch_add(1, Relaxed);
-        if let Some(frame) = next {
-            worker.send_frame(frame);
+            slot.served = 0;
+            slot.installed = now;
+            slot.last_active = now;
+            slot.retiring = false;
+            if state.start_failures > 0 || state.circuit_open {
+                effects.circuit = state.circuit_open.then_some(false);
+                state.start_failures = 0;
+                state.circuit_open = false;
+            }
+            self.next_request(&mut state, slot_index, now, &mut effects);
+            if let Some(old) = replaces {
+                self.drain(&mut state, old, &mut effects);
+            }
         }
-        deliver_errors(expired);
+        self.counters.worker_starts.fetch_add(1, Relaxed);
+        self.apply(effects, None);
         true
+    }
+
+    /// The replaced worker of a recycled slot gets no new work and exits when done.
+    fn drain(&self, state: &mut State, index: usize, effects: &mut Effects) {
+        let slot = &mut state.slots[index];
+        let Some(worker) = slot.worker.clone() else {
+            return;
+        };
+        match slot.status {
+            SlotStatus::Idle => {
+                slot.status = SlotStatus::Draining;
+                state.idle.retain(|&idle| idle != index);
+                effects.closes.push(worker);
+            }
+            SlotStatus::Busy => slot.status = SlotStatus::Draining,
+            _ => {}
+        }
+    }
+
+    /// Records a failed worker start. Past `max_start_failures` in a row the circuit opens: while
+    /// no worker runs, requests fail at once with `:circuit_open` instead of waiting.
+    pub fn start_failed(&self) {
+        self.counters.worker_start_failures.fetch_add(1, Relaxed);
+        let mut effects = Effects::default();
+        {
+            let mut state = self.state.lock();
+            state.start_failures += 1;
+            if !state.circuit_open && state.start_failures >= self.config.max_start_failures {
+                state.circuit_open = true;
+                effects.circuit = Some(true);
+                if state.live_workers() == 0 {
+                    let error = self.circuit_error();
+                    for queued in state.queue.drain(..) {
+                        effects.demonitors.extend(queued.monitor);
+                        effects.errors.push((queued.reply_to, error.clone()));
+                    }
+                }
+            }
+        }
+        self.apply(effects, None);
+    }
+
+    pub fn circuit_open(&self) -> bool {
+        self.state.lock().circuit_open
+    }
+
+    fn circuit_error(&self) -> PoolError {
+        PoolError::CircuitOpen {
+            failures: self.config.max_start_failures,
+        }
     }
 
     /// The worker in `slot_index` is gone (exited, or broke the protocol): fails its request with
@@ -384,54 +763,72 @@ impl Pool {
         worker: &Arc<WorkerHandle>,
         error_for_inflight: PoolError,
     ) -> bool {
-        let inflight = {
+        let mut effects = Effects::default();
+        let replace = {
             let mut state = self.state.lock();
-            if !is_current(&state.slots[slot_index], worker) {
+            if !state.slots[slot_index].is_current(worker) {
                 return false;
             }
             state.idle.retain(|&idle| idle != slot_index);
+            let phase = state.phase;
             let slot = &mut state.slots[slot_index];
+            let retired = slot.status == SlotStatus::Draining || slot.retiring;
             slot.worker = None;
-            slot.status = SlotStatus::Starting;
-            let inflight = slot.inflight.take();
-            if state.phase != Phase::Stopping {
+            slot.status = if retired {
+                SlotStatus::Vacant
+            } else {
+                SlotStatus::Starting
+            };
+            if let Some(reply_to) = slot.inflight.take().and_then(|inflight| inflight.reply_to) {
+                self.counters.errors.fetch_add(1, Relaxed);
+                effects.errors.push((reply_to, error_for_inflight));
+            }
+            let running = matches!(phase, Phase::Starting | Phase::Running);
+            if running && !retired {
                 self.counters.worker_crashes.fetch_add(1, Relaxed);
             }
-            (inflight, state.phase)
+            running && !retired
         };
-        let (inflight, phase) = inflight;
-        if let Some(reply_to) = inflight.and_then(|inflight| inflight.reply_to) {
-            self.counters.errors.fetch_add(1, Relaxed);
-            deliver_errors(vec![(reply_to, error_for_inflight)]);
+        self.apply(effects, None);
+        replace
+    }
+
+    /// A caller that was waiting in the queue died: its request is dropped, never run.
+    pub fn caller_down(&self, monitor: Monitor) {
+        let mut state = self.state.lock();
+        let before = state.queue.len();
+        state.queue.retain(|queued| queued.monitor != Some(monitor));
+        if state.queue.len() < before {
+            self.counters.callers_gone.fetch_add(1, Relaxed);
         }
-        matches!(phase, Phase::Starting | Phase::Running)
     }
 
     /// Records the outcome of the initial start. With no worker at all the pool fails, and
     /// everything queued is refused.
     pub fn finish_start(&self, started: usize) -> Phase {
-        let mut state = self.state.lock();
-        if state.phase != Phase::Starting {
-            return state.phase;
-        }
-        if started == 0 {
-            state.phase = Phase::Failed;
-            let failed = state
-                .queue
-                .drain(..)
-                .map(|queued| {
+        let mut effects = Effects::default();
+        let phase = {
+            let mut state = self.state.lock();
+            if state.phase != Phase::Starting {
+                return state.phase;
+            }
+            state.phase = if started == 0 {
+                Phase::Failed
+            } else {
+                Phase::Running
+            };
+            if started == 0 {
+                for queued in state.queue.drain(..) {
                     let error =
                         PoolError::PoolNotInitialized("no worker of the pool could start".into());
-                    (queued.reply_to, error)
-                })
-                .collect();
-            drop(state);
-            deliver_errors(failed);
-            Phase::Failed
-        } else {
-            state.phase = Phase::Running;
-            Phase::Running
-        }
+                    effects.demonitors.extend(queued.monitor);
+                    effects.errors.push((queued.reply_to, error));
+                }
+            }
+            state.phase
+        };
+        self.apply(effects, None);
+        phase
     }
 
     pub fn phase(&self) -> Phase {
@@ -459,28 +856,34 @@ impl Pool {
     /// Enters the stopping phase: refuses new work, fails everything queued or running with
     /// `:pool_shutdown`, closes request pipes and sends SIGTERM to every worker group. Never blocks.
     /// Returns false if stop had already begun.
-    pub fn begin_stop(&self) -> bool {
-        let failed: Vec<(ReplyTo, PoolError)> = {
+    pub fn begin_stop(&self, env: Option<Env>) -> bool {
+        let mut effects = Effects::default();
+        {
             let mut state = self.state.lock();
             if state.phase == Phase::Stopping {
                 return false;
             }
             state.phase = Phase::Stopping;
-            let queued = state.queue.drain(..).map(|queued| queued.reply_to);
-            let mut failed: Vec<_> = queued.map(|r| (r, PoolError::PoolShutdown)).collect();
+            for queued in state.queue.drain(..) {
+                effects.demonitors.extend(queued.monitor);
+                effects
+                    .errors
+                    .push((queued.reply_to, PoolError::PoolShutdown));
+            }
             for slot in state.slots.iter_mut() {
                 if let Some(reply_to) = slot.inflight.take().and_then(|i| i.reply_to) {
-                    failed.push((reply_to, PoolError::PoolShutdown));
+                    effects.errors.push((reply_to, PoolError::PoolShutdown));
                 }
             }
             state.idle.clear();
-            failed
-        };
-        deliver_errors(failed);
+        }
+        self.apply(effects, env);
         for worker in self.processes.lock().iter() {
             worker.close_requests();
             worker.signal_group(libc::SIGTERM);
         }
+        // The resource no longer needs to reach itself: break the cycle so it can be freed.
+        self.resource.lock().take();
         true
     }
 
@@ -506,11 +909,45 @@ impl Pool {
         }
     }
 
+    /// Carries out what was decided under the lock. `env` is the calling NIF's environment when
+    /// on a BEAM thread.
+    pub fn apply(&self, effects: Effects, env: Option<Env>) {
+        for (worker, frame) in effects.frames {
+            worker.send_frame(frame);
+        }
+        for worker in effects.closes {
+            worker.close_requests();
+        }
+        for worker in effects.kills {
+            worker.signal_group(libc::SIGKILL);
+        }
+        // Without an environment on a BEAM thread (a resource destructor) monitors cannot be
+        // removed; the resource is going away, and its monitors with it.
+        let can_demonitor = env.is_some() || !rustler::thread::is_scheduler_thread();
+        if can_demonitor && !effects.demonitors.is_empty() {
+            if let Some(resource) = self.resource.lock().as_ref() {
+                for monitor in &effects.demonitors {
+                    resource.demonitor(env, monitor);
+                }
+            }
+        }
+        deliver_errors(effects.errors);
+        if let Some(open) = effects.circuit {
+            crate::lifecycle::report_circuit(self, open);
+        }
+        if let Some(pool) = self.me.upgrade() {
+            for (slot, replaces) in effects.replacements {
+                crate::lifecycle::start_replacement(&pool, slot, replaces);
+            }
+        }
+    }
+
     pub fn workers(&self) -> Vec<WorkerInfo> {
         let state = self.state.lock();
         state
             .slots
             .iter()
+            .filter(|slot| slot.status != SlotStatus::Vacant)
             .map(|slot| WorkerInfo {
                 id: slot.worker.as_ref().map(|w| w.id.clone()),
                 os_pid: slot.worker.as_ref().map(|w| w.os_pid),
@@ -523,26 +960,26 @@ impl Pool {
     /// (workers, available, busy, queued) right now.
     pub fn occupancy(&self) -> (usize, usize, usize, usize) {
         let state = self.state.lock();
-        let workers = state.slots.iter().filter(|s| s.worker.is_some()).count();
         let busy = state
             .slots
             .iter()
-            .filter(|s| s.status == SlotStatus::Busy)
+            .filter(|s| matches!(s.status, SlotStatus::Busy | SlotStatus::Draining))
             .count();
-        (workers, state.idle.len(), busy, state.queue.len())
+        (
+            state.live_workers(),
+            state.idle.len(),
+            busy,
+            state.queue.len(),
+        )
     }
 
-    pub fn worker_ids(&self) -> Vec<Arc<WorkerHandle>> {
+    pub fn processes(&self) -> Vec<Arc<WorkerHandle>> {
         self.processes.lock().clone()
     }
 
     pub fn slot_count(&self) -> usize {
         self.config.size
     }
-}
-
-fn is_current(slot: &Slot, worker: &Arc<WorkerHandle>) -> bool {
-    matches!(&slot.worker, Some(current) if current.uid == worker.uid)
 }
 
 fn millis_left(left: Duration) -> u64 {

@@ -1,10 +1,10 @@
-//! Framing a request: `{"id":N,"command":"..","args":{..},"session_id":..,"stream":false}`, with
-//! the args encoded straight from the term into the frame buffer.
+//! Framing what the pool sends a worker: requests
+//! `{"id":N,"command":"..","args":{..},"session_id":..,"stream":false}`, with the args encoded
+//! straight into the frame buffer, and cancel frames `{"id":N,"cancel":true}`.
 
-use rustler::Term;
-use snakepit_protocol::frame::{begin_frame, finish_frame, FrameError};
+use snakepit_protocol::frame::{begin_frame, encode_frame, finish_frame, FrameError};
 
-use crate::codec::{write_json_str, EncodeError, JsonWriter};
+use crate::codec::{write_json_str, EncodeError};
 
 /// Why a request could not be framed.
 #[derive(Debug)]
@@ -20,13 +20,12 @@ pub struct RequestHead<'r> {
     pub stream: bool,
 }
 
-/// Writes a complete request frame into `out`:
-/// `{"id":N,"command":"..","args":{..},"session_id":..,"stream":false}`.
-pub fn encode_request<'a>(
+/// Writes a complete request frame into `out`; `write_args` writes the args object.
+pub fn encode_request(
     out: &mut Vec<u8>,
     id: u64,
     head: &RequestHead,
-    args: Term<'a>,
+    write_args: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
     max_frame: usize,
 ) -> Result<(), RequestError> {
     begin_frame(out);
@@ -35,9 +34,7 @@ pub fn encode_request<'a>(
     out.extend_from_slice(b",\"command\":");
     write_json_str(out, head.command);
     out.extend_from_slice(b",\"args\":");
-    JsonWriter::new(out, "args")
-        .write(args)
-        .map_err(RequestError::Args)?;
+    write_args(out).map_err(RequestError::Args)?;
     out.extend_from_slice(b",\"session_id\":");
     match head.session_id {
         Some(session) => write_json_str(out, session),
@@ -49,4 +46,10 @@ pub fn encode_request<'a>(
         b",\"stream\":false}"
     });
     finish_frame(out, max_frame).map_err(RequestError::Frame)
+}
+
+/// A cancel frame for request `id`.
+pub fn encode_cancel(id: u64) -> Vec<u8> {
+    let payload = format!("{{\"id\":{id},\"cancel\":true}}");
+    encode_frame(payload.as_bytes(), usize::MAX).expect("a cancel frame is small")
 }

@@ -1,0 +1,80 @@
+//! A scriptable fake worker speaking snakepit_rs protocol v1 (`docs/protocol.md`).
+//!
+//! Start-up flags make it fail before or during the handshake; after that each request's command
+//! picks a behaviour (reply, sleep, hang, crash, send garbage...), so that tests of the pool's
+//! fault handling are exact and fast. Run with no flags it is a well-behaved worker.
+
+mod options;
+mod wire;
+mod worker;
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use serde_json::json;
+use snakepit_protocol::frame::encode_frame;
+use snakepit_protocol::message::PROTOCOL_VERSION;
+
+use options::Options;
+use wire::Wire;
+use worker::{sleep_forever, Worker, COMMANDS};
+
+/// SIGTERM and SIGINT end the worker with status 0, as the protocol asks.
+extern "C" fn exit_cleanly(_signal: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(0) }
+}
+
+fn install_signal_handlers(ignore_sigterm: bool) {
+    let handler = exit_cleanly as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t;
+    let on_term = if ignore_sigterm {
+        libc::SIG_IGN
+    } else {
+        handler
+    };
+    // SAFETY: the handler only calls _exit.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, on_term);
+    }
+}
+
+/// Logs a fatal reason to stderr and exits.
+fn die(status: i32, reason: &str) -> ! {
+    eprintln!("snakepit_test_worker: {reason}");
+    std::process::exit(status)
+}
+
+fn main() {
+    let options = Options::parse(std::env::args().skip(1));
+    install_signal_handlers(options.ignore_sigterm);
+    if options.fail_start {
+        std::process::exit(3);
+    }
+    let mut wire = Wire::from_env().unwrap_or_else(|reason| die(2, &reason));
+    sleep(Duration::from_millis(options.start_delay_ms));
+
+    if options.fatal_start {
+        let fatal = json!({"type": "fatal", "message": "test worker told to fail"});
+        let _ = wire.send_json(&fatal);
+        std::process::exit(1);
+    }
+    if options.hang_start {
+        sleep_forever();
+    }
+    let sent = if options.bad_handshake {
+        let frame = encode_frame(b"this is not a handshake", usize::MAX).expect("tiny frame");
+        wire.send_raw(&frame)
+    } else {
+        wire.send_json(&json!({
+            "type": "ready",
+            "protocol": PROTOCOL_VERSION,
+            "pid": std::process::id(),
+            "commands": COMMANDS,
+        }))
+    };
+    if let Err(error) = sent {
+        die(2, &format!("cannot write the handshake: {error}"));
+    }
+    std::process::exit(Worker::new(wire).serve())
+}

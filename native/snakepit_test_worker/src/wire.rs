@@ -1,0 +1,169 @@
+//! The two protocol descriptors: request frames in, reply frames out.
+
+use std::fs::File;
+use std::io::{self, ErrorKind, Write};
+use std::os::fd::{FromRawFd, RawFd};
+
+use serde_json::{json, Value};
+use snakepit_protocol::frame::{encode_frame, FrameDecoder, FrameError};
+
+/// `SNAKEPIT_MAX_FRAME_SIZE` when the pool does not set it.
+const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// A failure reply: `error.type` and `error.message`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: String,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: &str, message: impl Into<String>) -> Failure {
+        Failure {
+            kind: kind.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads a descriptor number or size from the environment.
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={text:?} is not a valid number")),
+    }
+}
+
+/// Checks that `fd` is open and marks it close-on-exec, so that processes the worker spawns do
+/// not hold the pool's pipes open.
+fn claim_fd(fd: RawFd, name: &str) -> Result<File, String> {
+    // SAFETY: fcntl on an arbitrary number only inspects or sets that descriptor's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if fd < 0 || flags == -1 {
+        return Err(format!("{name} descriptor {fd} is not open"));
+    }
+    // SAFETY: as above; `fd` is open.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+    // SAFETY: the descriptor is open and nothing else in this process uses it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// The worker's end of the protocol.
+pub struct Wire {
+    requests: File,
+    replies: File,
+    decoder: FrameDecoder,
+    /// Largest payload accepted or sent (`SNAKEPIT_MAX_FRAME_SIZE`).
+    pub max_frame: usize,
+}
+
+impl Wire {
+    /// Opens the descriptors named by the environment; an error means bad configuration.
+    pub fn from_env() -> Result<Wire, String> {
+        let request_fd = env_number("SNAKEPIT_REQUEST_FD", 3)?;
+        let reply_fd = env_number("SNAKEPIT_REPLY_FD", 4)?;
+        let max_frame = env_number("SNAKEPIT_MAX_FRAME_SIZE", DEFAULT_MAX_FRAME)?;
+        if request_fd == reply_fd {
+            return Err(format!("request and reply descriptors are both {reply_fd}"));
+        }
+        Ok(Wire {
+            requests: claim_fd(request_fd, "request")?,
+            replies: claim_fd(reply_fd, "reply")?,
+            decoder: FrameDecoder::new(max_frame),
+            max_frame,
+        })
+    }
+
+    /// The next request frame's payload; `Ok(None)` at end of file between frames. An error is a
+    /// protocol violation (oversized frame, end of file inside a frame) or a failed read.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, String> {
+        loop {
+            match self.decoder.next_frame() {
+                Ok(Some(frame)) => return Ok(Some(frame.to_vec())),
+                Ok(None) => {}
+                Err(FrameError::TooLarge { len, max }) => {
+                    return Err(format!(
+                        "refusing a request frame of {len} bytes (max {max})"
+                    ))
+                }
+            }
+            match self.decoder.read_from(&mut self.requests) {
+                Ok(0) if self.decoder.buffered() == 0 => return Ok(None),
+                Ok(0) => return Err("end of file inside a request frame".to_string()),
+                Ok(_) => {}
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) => return Err(format!("cannot read requests: {error}")),
+            }
+        }
+    }
+
+    /// Writes bytes as they are, frame or not.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.replies.write_all(bytes)
+    }
+
+    /// Writes one JSON message as a frame.
+    pub fn send_json(&mut self, message: &Value) -> io::Result<()> {
+        let payload = serde_json::to_vec(message).map_err(io::Error::other)?;
+        let frame = encode_frame(&payload, self.max_frame).map_err(io::Error::other)?;
+        self.send_raw(&frame)
+    }
+
+    /// Writes the final reply to request `id`; a result too large for one frame becomes a
+    /// `FrameTooLarge` failure, as the protocol asks.
+    pub fn reply(&mut self, id: u64, outcome: Result<Value, Failure>) -> io::Result<()> {
+        let message = reply_message(id, outcome);
+        match self.send_json(&message) {
+            Err(error)
+                if error
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<FrameError>()) =>
+            {
+                let failure = Failure::new("FrameTooLarge", error.to_string());
+                self.send_json(&reply_message(id, Err(failure)))
+            }
+            other => other,
+        }
+    }
+}
+
+/// The JSON of a final reply.
+fn reply_message(id: u64, outcome: Result<Value, Failure>) -> Value {
+    match outcome {
+        Ok(result) => json!({"id": id, "ok": true, "result": result}),
+        Err(failure) => json!({
+            "id": id,
+            "ok": false,
+            "error": {"type": failure.kind, "message": failure.message, "traceback": ""},
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use snakepit_protocol::message::{parse_reply, Reply};
+
+    #[test]
+    fn replies_parse_with_the_pool_parser() {
+        let ok = serde_json::to_vec(&reply_message(7, Ok(json!({"a": 1})))).unwrap();
+        match parse_reply(&ok).unwrap() {
+            (7, Reply::Ok(Some(raw))) => assert_eq!(raw.get(), r#"{"a":1}"#),
+            other => panic!("unexpected {other:?}"),
+        }
+        let failure = Failure::new("ValueError", "bad");
+        let error = serde_json::to_vec(&reply_message(8, Err(failure))).unwrap();
+        match parse_reply(&error).unwrap() {
+            (8, Reply::Error(error)) => {
+                assert_eq!(
+                    (error.kind.as_str(), error.message.as_str()),
+                    ("ValueError", "bad")
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

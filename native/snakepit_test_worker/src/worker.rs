@@ -1,0 +1,432 @@
+//! The request loop and the scripted commands.
+
+use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use snakepit_protocol::frame::encode_frame;
+
+use crate::wire::{Failure, Wire};
+
+/// Every command, sorted, as listed in the handshake.
+pub const COMMANDS: &[&str] = &[
+    "cancels",
+    "crash",
+    "echo",
+    "fail",
+    "garbage",
+    "garbage_raw",
+    "hang",
+    "oversized",
+    "ping",
+    "print",
+    "sleep",
+    "spawn_child",
+    "spawn_detached_child",
+    "wrong_id",
+];
+
+type Args = Map<String, Value>;
+
+/// Sleeps until a signal ends the process.
+pub fn sleep_forever() -> ! {
+    loop {
+        sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Serves requests until end of file; returns the exit status.
+pub struct Worker {
+    wire: Wire,
+    /// Request ids named by cancel frames so far, in arrival order, without repeats.
+    cancels: Vec<u64>,
+}
+
+impl Worker {
+    pub fn new(wire: Wire) -> Worker {
+        Worker {
+            wire,
+            cancels: Vec::new(),
+        }
+    }
+
+    /// Reads and answers requests; returns 0 at end of file, 2 on a protocol or I/O error.
+    pub fn serve(&mut self) -> i32 {
+        loop {
+            let frame = match self.wire.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return 0,
+                Err(reason) => {
+                    eprintln!("snakepit_test_worker: {reason}");
+                    return 2;
+                }
+            };
+            if let Err(error) = self.handle_frame(&frame) {
+                eprintln!("snakepit_test_worker: cannot write a reply: {error}");
+                return 2;
+            }
+        }
+    }
+
+    /// Handles one request frame; an error means the reply descriptor failed.
+    fn handle_frame(&mut self, frame: &[u8]) -> io::Result<()> {
+        let message = match serde_json::from_slice::<Value>(frame) {
+            Ok(Value::Object(message)) => message,
+            _ => {
+                eprintln!("snakepit_test_worker: ignoring a frame that is not a JSON object");
+                return Ok(());
+            }
+        };
+        let id = message.get("id").and_then(Value::as_u64);
+        if message.contains_key("cancel") {
+            if let Some(id) = id.filter(|id| !self.cancels.contains(id)) {
+                self.cancels.push(id);
+            }
+            return Ok(());
+        }
+        let Some(id) = id else {
+            eprintln!("snakepit_test_worker: ignoring a frame without a usable id");
+            return Ok(());
+        };
+        match parse_request(&message) {
+            Ok((command, args)) => self.run(id, command, args),
+            Err(failure) => self.wire.reply(id, Err(failure)),
+        }
+    }
+
+    /// Runs one command. Most reply normally; the fault commands write what they were told to.
+    fn run(&mut self, id: u64, command: &str, args: Args) -> io::Result<()> {
+        let outcome = match command {
+            "ping" => Ok(json!({"status": "pong", "pid": std::process::id()})),
+            "echo" => Ok(Value::Object(args)),
+            "sleep" => u64_arg(&args, "ms").map(|ms| {
+                sleep(Duration::from_millis(ms));
+                json!({"slept": ms})
+            }),
+            "hang" => sleep_forever(),
+            "crash" => crash(&args),
+            "garbage" => {
+                let frame = encode_frame(b"not json{{", usize::MAX).expect("tiny frame");
+                return self.wire.send_raw(&frame);
+            }
+            // A header announcing u32::MAX bytes: the pool must refuse it before reading on.
+            "garbage_raw" => return self.wire.send_raw(&[0xff; 4]),
+            "oversized" => match u64_arg(&args, "bytes").and_then(frame_length) {
+                Ok(len) => return write_oversized(&mut WireWriter(&mut self.wire), len),
+                Err(failure) => Err(failure),
+            },
+            "wrong_id" => {
+                return self
+                    .wire
+                    .reply(id.wrapping_add(1000), Ok(json!("wrong id")))
+            }
+            "spawn_child" => spawn_sleep(&args, false),
+            "spawn_detached_child" => spawn_sleep(&args, true),
+            "print" => print(&args),
+            "cancels" => Ok(json!(self.cancels)),
+            "fail" => fail(&args),
+            other => Err(Failure::new(
+                "UnknownCommand",
+                format!(
+                    "unknown command {other:?}; available: {}",
+                    COMMANDS.join(", ")
+                ),
+            )),
+        };
+        self.wire.reply(id, outcome)
+    }
+}
+
+/// Extracts `command` and `args` from a request, or the `ProtocolError`/`StreamingNotSupported`
+/// failure it earns.
+fn parse_request(message: &Args) -> Result<(&str, Args), Failure> {
+    let Some(Value::String(command)) = message.get("command") else {
+        return Err(Failure::new(
+            "ProtocolError",
+            "request has no string \"command\"",
+        ));
+    };
+    let args = match message.get("args") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(args)) => args.clone(),
+        Some(_) => return Err(Failure::new("ProtocolError", "\"args\" is not an object")),
+    };
+    if message.get("stream") == Some(&Value::Bool(true)) {
+        return Err(Failure::new(
+            "StreamingNotSupported",
+            format!("{command} is not a streaming tool"),
+        ));
+    }
+    Ok((command, args))
+}
+
+/// A required non-negative integer argument.
+fn u64_arg(args: &Args, name: &str) -> Result<u64, Failure> {
+    args.get(name).and_then(Value::as_u64).ok_or_else(|| {
+        Failure::new(
+            "TypeError",
+            format!("{name} must be a non-negative integer"),
+        )
+    })
+}
+
+/// An optional string argument.
+fn str_arg<'a>(args: &'a Args, name: &str) -> Result<Option<&'a str>, Failure> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(Failure::new(
+            "TypeError",
+            format!("{name} must be a string"),
+        )),
+    }
+}
+
+/// The `crash` command: dies by `signal` (a name such as "KILL" or "SIGSEGV", or a number), or
+/// exits with `status` (default 1). Returns only to report a bad argument.
+fn crash(args: &Args) -> Result<Value, Failure> {
+    match args.get("signal") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(name)) => match signal_number(name) {
+            Some(signal) => die_by_signal(signal),
+            None => {
+                return Err(Failure::new(
+                    "ValueError",
+                    format!("unknown signal {name:?}"),
+                ))
+            }
+        },
+        Some(Value::Number(number)) => match number.as_i64() {
+            Some(signal @ 1..=64) => die_by_signal(signal as libc::c_int),
+            _ => return Err(Failure::new("ValueError", format!("bad signal {number}"))),
+        },
+        Some(_) => return Err(Failure::new("TypeError", "signal must be a name or number")),
+    }
+    let status = match args.get("status") {
+        None | Some(Value::Null) => 1,
+        Some(value) => value
+            .as_i64()
+            .and_then(|status| i32::try_from(status).ok())
+            .ok_or_else(|| Failure::new("TypeError", "status must be an integer"))?,
+    };
+    std::process::exit(status)
+}
+
+/// Signals whose default action ends the process, by name without the `SIG` prefix.
+const SIGNALS: &[(&str, libc::c_int)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("SYS", libc::SIGSYS),
+];
+
+/// Looks up a signal name, case-insensitively, with or without the `SIG` prefix.
+fn signal_number(name: &str) -> Option<libc::c_int> {
+    let name = name.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    SIGNALS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|&(_, signal)| signal)
+}
+
+/// Raises `signal` on this process with its default action, so the parent sees the process
+/// killed by it (even SIGTERM, which is otherwise handled or ignored).
+fn die_by_signal(signal: libc::c_int) -> ! {
+    // SAFETY: plain system calls on this process; no memory is shared with them.
+    unsafe {
+        // A deliberate crash is not worth a core file.
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+    // Reached only for a signal number whose default action is to be ignored.
+    std::process::exit(1)
+}
+
+/// The `fail` command: a failure of the given `type` and `message`.
+fn fail(args: &Args) -> Result<Value, Failure> {
+    Err(Failure::new(
+        str_arg(args, "type")?.unwrap_or("TestError"),
+        str_arg(args, "message")?.unwrap_or("test worker told to fail"),
+    ))
+}
+
+/// A payload length that fits a frame header.
+fn frame_length(bytes: u64) -> Result<u32, Failure> {
+    u32::try_from(bytes).map_err(|_| Failure::new("ValueError", "bytes must fit in 32 bits"))
+}
+
+/// Writes a frame header announcing `len` bytes, then `len` bytes of JSON: a string of `x`s
+/// (or `0` when `len` is 1). Written in pieces, so a huge `len` needs no huge buffer.
+fn write_oversized<W: Write>(out: &mut W, len: u32) -> io::Result<()> {
+    const PIECE: usize = 64 * 1024;
+    out.write_all(&len.to_be_bytes())?;
+    let len = len as usize;
+    if len < 2 {
+        return out.write_all(&b"0"[..len]);
+    }
+    out.write_all(b"\"")?;
+    let mut left = len - 2;
+    let filler = vec![b'x'; PIECE.min(left)];
+    while left > 0 {
+        let piece = PIECE.min(left);
+        out.write_all(&filler[..piece])?;
+        left -= piece;
+    }
+    out.write_all(b"\"")
+}
+
+/// Lets [`write_oversized`] write raw bytes to the reply descriptor.
+struct WireWriter<'a>(&'a mut Wire);
+
+impl Write for WireWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.send_raw(bytes)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `spawn_child` and `spawn_detached_child`: starts `sleep S` (`sleep_s`, default 60) without
+/// waiting for it. The plain child stays in the worker's process group; the detached one gets a
+/// session (and so a process group) of its own, out of reach of a kill aimed at the group.
+fn spawn_sleep(args: &Args, detach: bool) -> Result<Value, Failure> {
+    let seconds = match args.get("sleep_s") {
+        None | Some(Value::Null) => "60".to_string(),
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|s| s >= 0.0) => n.to_string(),
+        Some(_) => return Err(Failure::new("TypeError", "sleep_s must be a number >= 0")),
+    };
+    let mut command = Command::new("sleep");
+    command
+        .arg(seconds)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec the closure only makes async-signal-safe calls.
+    unsafe {
+        command.pre_exec(move || {
+            // An ignored SIGTERM (--ignore-sigterm) would otherwise be inherited by `sleep`.
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            if detach && libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // The child is neither waited for nor killed: dropping the handle leaves it running.
+    let child = command
+        .spawn()
+        .map_err(|error| Failure::new("OSError", format!("cannot spawn sleep: {error}")))?;
+    Ok(json!({"child_pid": child.id()}))
+}
+
+/// The `print` command: writes `stdout` and `stderr` (each optional) as lines.
+fn print(args: &Args) -> Result<Value, Failure> {
+    if let Some(text) = str_arg(args, "stdout")? {
+        let mut stdout = io::stdout().lock();
+        let _ = writeln!(stdout, "{text}").and_then(|_| stdout.flush());
+    }
+    if let Some(text) = str_arg(args, "stderr")? {
+        let _ = writeln!(io::stderr(), "{text}");
+    }
+    Ok(json!("ok"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(value: Value) -> Args {
+        match value {
+            Value::Object(map) => map,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn commands_are_sorted_and_unique() {
+        assert!(COMMANDS.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_number("KILL"), Some(libc::SIGKILL));
+        assert_eq!(signal_number("SIGSEGV"), Some(libc::SIGSEGV));
+        assert_eq!(signal_number("term"), Some(libc::SIGTERM));
+        assert_eq!(signal_number("CHLD"), None);
+        assert_eq!(signal_number(""), None);
+    }
+
+    #[test]
+    fn request_parsing() {
+        let message = object(json!({"id": 1, "command": "echo"}));
+        let (command, args) = parse_request(&message).unwrap();
+        assert_eq!((command, args.len()), ("echo", 0));
+
+        let message = object(json!({"id": 1, "command": "echo", "args": {"a": 1}}));
+        assert_eq!(parse_request(&message).unwrap().1, object(json!({"a": 1})));
+
+        for bad in [
+            json!({"id": 1}),
+            json!({"id": 1, "command": 5}),
+            json!({"id": 1, "command": "echo", "args": [1]}),
+        ] {
+            let failure = parse_request(&object(bad)).unwrap_err();
+            assert_eq!(failure.kind, "ProtocolError");
+        }
+
+        let message = object(json!({"id": 1, "command": "echo", "stream": true}));
+        let failure = parse_request(&message).unwrap_err();
+        assert_eq!(failure.kind, "StreamingNotSupported");
+    }
+
+    #[test]
+    fn argument_helpers() {
+        let args = object(json!({"ms": 5, "neg": -1, "s": "x", "n": 3}));
+        assert_eq!(u64_arg(&args, "ms"), Ok(5));
+        assert_eq!(u64_arg(&args, "neg").unwrap_err().kind, "TypeError");
+        assert_eq!(u64_arg(&args, "missing").unwrap_err().kind, "TypeError");
+        assert_eq!(str_arg(&args, "s"), Ok(Some("x")));
+        assert_eq!(str_arg(&args, "missing"), Ok(None));
+        assert_eq!(str_arg(&args, "n").unwrap_err().kind, "TypeError");
+    }
+
+    #[test]
+    fn oversized_writes_the_announced_json() {
+        for len in [0u32, 1, 2, 10, 200_000] {
+            let mut out = Vec::new();
+            write_oversized(&mut out, len).unwrap();
+            assert_eq!(&out[..4], &len.to_be_bytes());
+            let payload = &out[4..];
+            assert_eq!(payload.len(), len as usize);
+            if len > 0 {
+                serde_json::from_slice::<Value>(payload).expect("payload is JSON");
+            }
+        }
+        assert!(frame_length(1 << 32).is_err());
+    }
+}
