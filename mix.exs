@@ -1,39 +1,41 @@
 defmodule Mix.Tasks.Compile.SnakepitRsCargo do
   @moduledoc false
-  # Builds the NIF crate with cargo (release) and installs it as priv/native/libsnakepit_rs.so.
-  # It lives in mix.exs because a compiler defined under lib/ does not exist yet on a clean build.
+  # Builds the Rust workspace with cargo (release) and installs the NIF and its programs in
+  # priv/native: libsnakepit_rs.so, snakepit_watchdog and snakepit_test_worker (a scriptable
+  # worker for tests). It lives in mix.exs because a compiler defined under lib/ does not exist
+  # yet on a clean build.
   use Mix.Task.Compiler
 
   @root __DIR__
-  @library "libsnakepit_rs.so"
+  @artifacts ["libsnakepit_rs.so", "snakepit_watchdog", "snakepit_test_worker"]
 
   @impl true
   def run(_args) do
-    target = Path.join([@root, "priv", "native", @library])
+    targets = Enum.map(@artifacts, &Path.join([@root, "priv", "native", &1]))
 
-    if stale?(target) do
-      build!(target)
+    if stale?(targets) do
+      build!(targets)
       {:ok, []}
     else
       {:noop, []}
     end
   end
 
-  defp stale?(target) do
+  defp stale?(targets) do
     sources =
       Path.wildcard(Path.join(@root, "native/**/*.{rs,toml}")) ++
         Enum.map(["Cargo.toml", "Cargo.lock"], &Path.join(@root, &1))
 
-    Mix.Utils.stale?(Enum.filter(sources, &File.exists?/1), [target])
+    Mix.Utils.stale?(Enum.filter(sources, &File.exists?/1), targets)
   end
 
-  defp build!(target) do
+  defp build!(targets) do
     cargo =
       System.find_executable("cargo") || Mix.raise("snakepit_rs needs cargo (Rust) to build")
 
-    Mix.shell().info("Compiling snakepit_rs NIF with cargo (release)")
+    Mix.shell().info("Compiling snakepit_rs (Rust) with cargo (release)")
 
-    case System.cmd(cargo, ["build", "--release", "--package", "snakepit_rs"],
+    case System.cmd(cargo, ["build", "--release", "--workspace"],
            cd: @root,
            stderr_to_stdout: true,
            into: IO.stream(:stdio, :line)
@@ -42,11 +44,13 @@ defmodule Mix.Tasks.Compile.SnakepitRsCargo do
       {_, status} -> Mix.raise("cargo build failed with status #{status}")
     end
 
-    File.mkdir_p!(Path.dirname(target))
-    # Rename over the old file rather than overwrite it: a running BEAM may have it mapped.
-    tmp = "#{target}.#{System.pid()}.tmp"
-    File.cp!(Path.join([@root, "target", "release", @library]), tmp)
-    File.rename!(tmp, target)
+    for target <- targets do
+      File.mkdir_p!(Path.dirname(target))
+      # Rename over the old file rather than overwrite it: a running BEAM may have it mapped.
+      tmp = "#{target}.#{System.pid()}.tmp"
+      File.cp!(Path.join([@root, "target", "release", Path.basename(target)]), tmp)
+      File.rename!(tmp, target)
+    end
   end
 end
 

@@ -8,6 +8,7 @@ defmodule Snakepit.Application do
   @impl true
   def start(_type, _args) do
     run_id()
+    Snakepit.ProcessRegistry.init()
 
     pools =
       if Application.get_env(:snakepit, :pooling_enabled, false),
@@ -20,6 +21,9 @@ defmodule Snakepit.Application do
 
     Supervisor.start_link(children, strategy: :one_for_one, name: Snakepit.Supervisor)
   end
+
+  @impl true
+  def stop(_state), do: Snakepit.ProcessRegistry.forget_run()
 
   @doc """
   Identifies this VM's run; every worker gets it as `SNAKEPIT_RUN_ID`.

@@ -213,10 +213,15 @@ defmodule Snakepit.Pool do
     state
   end
 
+  defp handle_event({:worker_retired, worker_id, os_pid}, state) do
+    Logger.debug("worker #{worker_id} (os pid #{os_pid}) recycled")
+    state
+  end
+
   defp handle_event({:circuit_open, failures}, state) do
     Logger.error(
       "pool #{inspect(state.name)}: #{failures} worker starts failed in a row; " <>
-        "requests fail with :circuit_open while no worker runs; retrying every 30 s"
+        "requests fail with :circuit_open while no worker runs; retrying with back-off (up to 5 s)"
     )
 
     state
@@ -261,8 +266,8 @@ defmodule Snakepit.Pool do
       worker_max_requests: opts[:worker_max_requests] || 0,
       worker_ttl_ms: opts[:worker_ttl] || 0,
       max_start_failures: opts[:max_start_failures],
-      watchdog: nil,
-      registry_file: nil
+      watchdog: Snakepit.ProcessRegistry.watchdog_path(),
+      registry_file: Snakepit.ProcessRegistry.registry_file()
     }
 
     {:ok, Native.pool_start(config, self())}

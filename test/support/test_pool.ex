@@ -49,6 +49,42 @@ defmodule Snakepit.TestPool do
     end
   end
 
-  @doc "Whether an OS process exists (a reaped worker has no /proc entry)."
-  def os_process_alive?(os_pid), do: File.exists?("/proc/#{os_pid}")
+  @doc "Starts a supervised pool of `Snakepit.Adapters.TestWorker` processes and waits for it."
+  def start_test_workers!(opts \\ []) do
+    name = :"fault_pool_#{System.unique_integer([:positive])}"
+
+    opts =
+      Keyword.merge([name: name, size: 2, adapter_module: Snakepit.Adapters.TestWorker], opts)
+
+    start_supervised!({Snakepit.Pool, opts}, id: name)
+    :ok = Snakepit.Pool.await_ready(name, 30_000)
+    name
+  end
+
+  @doc "OS pid of the only worker of a pool of size 1."
+  def only_worker_pid(pool) do
+    [%{os_pid: os_pid}] = Snakepit.list_workers(pool)
+    os_pid
+  end
+
+  @doc """
+  Whether an OS process is running. A reaped process has no /proc entry; a zombie (dead, not yet
+  reaped by its new parent) does not run either.
+  """
+  def os_process_alive?(os_pid) do
+    case File.read("/proc/#{os_pid}/stat") do
+      {:ok, stat} ->
+        [_, after_name] = String.split(stat, ")", parts: 2)
+        String.split(after_name) |> hd() |> then(&(&1 not in ["Z", "X"]))
+
+      {:error, _} ->
+        false
+    end
+  end
+
+  @doc "Sends `signal` (e.g. \"KILL\", \"STOP\") to an OS process."
+  def os_kill(os_pid, signal) do
+    {_, 0} = System.cmd("kill", ["-#{signal}", "#{os_pid}"])
+    :ok
+  end
 end

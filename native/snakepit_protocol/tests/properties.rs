@@ -113,12 +113,19 @@ fn reference_decode(mut wire: &[u8], max: usize) -> (Vec<Vec<u8>>, Option<FrameE
     (frames, None)
 }
 
-/// Bytes that are mostly garbage but often contain plausible headers (small lengths), so that
-/// frames, truncated frames and oversized announcements all occur.
+/// Bytes mostly cut into frames of small lengths (around the small maxima used with them), with
+/// stray headers and junk in between, so that frames, truncated frames and oversized
+/// announcements all occur.
 fn noisy_stream() -> impl Strategy<Value = Vec<u8>> {
+    let frame = |lengths| {
+        vec(any::<u8>(), lengths)
+            .prop_map(|payload| [&(payload.len() as u32).to_be_bytes()[..], &payload].concat())
+    };
     let segment = prop_oneof![
-        (0u32..80).prop_map(|len| len.to_be_bytes().to_vec()),
-        vec(any::<u8>(), 0..40),
+        8 => frame(0..40),
+        1 => frame(0..96),
+        1 => (0u32..80).prop_map(|len| len.to_be_bytes().to_vec()),
+        1 => vec(any::<u8>(), 0..8),
     ];
     vec(segment, 0..12).prop_map(|segments| segments.concat())
 }
@@ -169,7 +176,7 @@ proptest! {
     /// reference decoder, no frame above `max`, and an error that sticks once reported.
     #[test]
     fn any_bytes_decode_like_the_reference(
-        wire in prop_oneof![noisy_stream(), vec(any::<u8>(), 0..256)],
+        wire in prop_oneof![3 => noisy_stream(), 1 => vec(any::<u8>(), 0..256)],
         cuts in vec(any::<usize>(), 0..16),
         max in 0usize..64,
     ) {
@@ -304,20 +311,23 @@ fn worker_error_object() -> impl Strategy<Value = Value> {
 /// An object shaped like a reply: each member absent, well-formed or of a wrong type.
 fn reply_like() -> impl Strategy<Value = Value> {
     let id = prop_oneof![
-        any::<i64>().prop_map(Value::from),
-        (i64::MAX as u64 + 1..=u64::MAX).prop_map(Value::from),
-        json(),
+        6 => any::<i64>().prop_map(Value::from),
+        1 => (i64::MAX as u64 + 1..=u64::MAX).prop_map(Value::from),
+        1 => json(),
     ];
-    let ok = prop_oneof![any::<bool>().prop_map(Value::Bool), json()];
+    let ok = prop_oneof![
+        6 => any::<bool>().prop_map(Value::Bool),
+        1 => json(),
+    ];
     let error = prop_oneof![
-        3 => worker_error_object(),
+        6 => worker_error_object(),
         1 => json(),
     ];
     (
         proptest::option::weighted(0.9, id),
-        proptest::option::of(ok),
+        proptest::option::weighted(0.8, ok),
         proptest::option::of(json()),
-        proptest::option::of(error),
+        proptest::option::weighted(0.7, error),
         proptest::option::weighted(0.3, json()),
         btree_map("x\\PC{0,4}", json(), 0..2),
     )
@@ -443,7 +453,7 @@ proptest! {
     /// A reply and its `error` are JSON objects: arrays are refused, including those that would
     /// fill the fields in order (serde's derived `Deserialize` accepts that form for structs).
     #[test]
-    #[ignore = "known bug: parse_reply accepts [id, ok, result, error, chunk] and error: [type, message, traceback]"]
+    #[ignore = "known bug: parse_reply accepts arrays as a reply and as its error"]
     fn parse_reply_refuses_arrays_as_objects(
         id in any::<i64>(),
         fields in vec("\\PC{0,8}", 0..3),

@@ -37,6 +37,7 @@ rustler::atoms! {
     start_failed,
     worker_ready,
     worker_exit,
+    worker_retired,
     worker_start_failed,
     circuit_closed,
 

@@ -12,6 +12,8 @@
 //! - [`resource`]: the resource Elixir holds; monitors the owner and queued callers.
 //! - [`reply`]: delivering outcomes to callers; [`events`]: messages to the pool's owner.
 //! - [`error`]: errors with the reason atoms of `Snakepit.Error`; [`atoms`]: atoms.
+//! - [`watchdog`]: registers worker process groups with `snakepit_watchdog`, which kills them
+//!   if the BEAM dies.
 //! - [`config`]: the pool configuration; [`runtime`]: the tokio runtime and spawner thread.
 
 pub mod atoms;
@@ -26,6 +28,7 @@ pub mod reply;
 pub mod request;
 pub mod resource;
 pub mod runtime;
+pub mod watchdog;
 pub mod worker;
 
 rustler::init!("Elixir.Snakepit.Native");

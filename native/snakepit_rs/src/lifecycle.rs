@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::atoms;
 use crate::error::PoolError;
-use crate::pool::{Completed, Phase, Pool};
+use crate::pool::{Completed, Phase, Pool, Removed};
 use crate::runtime::{on_spawner_thread, runtime};
 use crate::worker::{self, Spawned, WorkerHandle};
 use snakepit_protocol::frame::FrameDecoder;
@@ -93,8 +93,8 @@ async fn sweep(pool: Arc<Pool>) {
     }
 }
 
-/// Starts workers for `slot` until one runs, backing off exponentially between failures (and
-/// slowly, once the circuit is open: a probe every 30 s, never a spin).
+/// Starts workers for `slot` until one runs, backing off exponentially between failures, up to
+/// 5 s: a failing program is retried, never spun on.
 pub async fn keep_slot_filled(
     pool: Arc<Pool>,
     slot: usize,
@@ -103,11 +103,8 @@ pub async fn keep_slot_filled(
 ) {
     loop {
         if failures > 0 {
-            let backoff = if pool.circuit_open() {
-                Duration::from_secs(30)
-            } else {
-                Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5))
-            };
+            let backoff =
+                Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
             tokio::time::sleep(backoff).await;
         }
         if !matches!(pool.phase(), Phase::Running | Phase::Starting) {
@@ -286,15 +283,22 @@ fn read_worker(
             exit: format!("{exit}; reading its replies failed: {error}"),
         },
     };
-    let replace = pool.remove_worker(slot, &handle, error);
+    let removed = pool.remove_worker(slot, &handle, error);
+    crate::watchdog::unwatch(handle.os_pid);
     pool.untrack_process(&handle);
-    if replace || !stopping {
-        let (id, os_pid) = (handle.id.clone(), handle.os_pid);
-        pool.owner
-            .event(|env| (atoms::worker_exit(), id.as_str(), os_pid, exit.as_str()).encode(env));
-    }
-    if replace {
-        runtime().spawn(keep_slot_filled(pool, slot, 0, None));
+    let (id, os_pid) = (handle.id.clone(), handle.os_pid);
+    match removed {
+        Removed::Crashed => {
+            pool.owner.event(|env| {
+                (atoms::worker_exit(), id.as_str(), os_pid, exit.as_str()).encode(env)
+            });
+            runtime().spawn(keep_slot_filled(pool, slot, 0, None));
+        }
+        Removed::Retired => pool
+            .owner
+            .event(|env| (atoms::worker_retired(), id.as_str(), os_pid).encode(env)),
+        // A failed start is reported by its starter; a stopping pool expects exits.
+        Removed::NotInstalled | Removed::Stopping => {}
     }
 }
 

@@ -218,6 +218,18 @@ pub struct WorkerInfo {
     pub requests: u64,
 }
 
+/// What became of a worker that went away.
+pub enum Removed {
+    /// It died in service: its slot needs a replacement.
+    Crashed,
+    /// It was recycled; its replacement already serves.
+    Retired,
+    /// The pool is stopping.
+    Stopping,
+    /// It never made it into service (a failed start), or was already replaced.
+    NotInstalled,
+}
+
 /// What a worker's reply completed.
 pub enum Completed {
     /// A caller's request: answer it here (if the caller still waits).
@@ -756,18 +768,18 @@ impl Pool {
     }
 
     /// The worker in `slot_index` is gone (exited, or broke the protocol): fails its request with
-    /// `error_for_inflight` and empties the slot. Returns whether a replacement should start.
+    /// `error_for_inflight` and empties the slot.
     pub fn remove_worker(
         &self,
         slot_index: usize,
         worker: &Arc<WorkerHandle>,
         error_for_inflight: PoolError,
-    ) -> bool {
+    ) -> Removed {
         let mut effects = Effects::default();
-        let replace = {
+        let removed = {
             let mut state = self.state.lock();
             if !state.slots[slot_index].is_current(worker) {
-                return false;
+                return Removed::NotInstalled;
             }
             state.idle.retain(|&idle| idle != slot_index);
             let phase = state.phase;
@@ -783,14 +795,17 @@ impl Pool {
                 self.counters.errors.fetch_add(1, Relaxed);
                 effects.errors.push((reply_to, error_for_inflight));
             }
-            let running = matches!(phase, Phase::Starting | Phase::Running);
-            if running && !retired {
-                self.counters.worker_crashes.fetch_add(1, Relaxed);
+            match (phase, retired) {
+                (Phase::Stopping | Phase::Failed, _) => Removed::Stopping,
+                (_, true) => Removed::Retired,
+                (_, false) => {
+                    self.counters.worker_crashes.fetch_add(1, Relaxed);
+                    Removed::Crashed
+                }
             }
-            running && !retired
         };
         self.apply(effects, None);
-        replace
+        removed
     }
 
     /// A caller that was waiting in the queue died: its request is dropped, never run.

@@ -112,6 +112,8 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
     unsafe {
         command.pre_exec(move || {
             place_fds(child_requests, child_replies)?;
+            // Nothing else of the BEAM's (sockets, other workers' pipes) leaks into the worker.
+            libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
             // Own process group, so stopping the worker reaches everything it started.
             if libc::setpgid(0, 0) != 0 {
                 return Err(io::Error::last_os_error());
@@ -128,10 +130,17 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
     }
     let mut child = command.spawn()?;
     drop((request_read, reply_write));
+    let os_pid = child.id();
+    if let Some(watchdog) = &config.watchdog {
+        crate::watchdog::watch(watchdog, os_pid);
+    }
+    if let Some(registry) = &config.registry_file {
+        record_pid(registry, os_pid);
+    }
     let handle = Arc::new(WorkerHandle {
         uid,
         id,
-        os_pid: child.id(),
+        os_pid,
         requests: Mutex::new(Some(request_write)),
     });
     Ok(Spawned {
@@ -141,6 +150,19 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         child,
         replies: File::from(reply_read),
     })
+}
+
+/// Appends a worker's OS pid to the run's registry file (`Snakepit.ProcessRegistry`), so that a
+/// later run can find leftovers of this one.
+fn record_pid(path: &str, os_pid: u32) {
+    use std::io::Write;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path);
+    if let Ok(mut file) = file {
+        let _ = writeln!(file, "{os_pid}");
+    }
 }
 
 /// Puts the two pipe ends on fds 3 and 4 in the child. Both are first copied above 10 (closed on

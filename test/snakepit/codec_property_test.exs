@@ -1,0 +1,320 @@
+defmodule Snakepit.CodecPropertyTest do
+  # Property tests of the Rust term ↔ JSON codec (native/snakepit_rs/src/codec.rs) through its
+  # test NIFs. PropEr comes from the Debian package erlang-proper (no Hex): its Erlang API is
+  # called directly. In Erlang, ?FORALL(X, Gen, Prop) is proper:forall(Gen, fun(X) -> Prop end)
+  # and ?LET(X, Gen, In) is proper_types:bind(Gen, fun(X) -> In end, false) (see proper_common.hrl).
+  #
+  # Each property runs 300 cases; PROPER_NUMTESTS=N runs N.
+  use ExUnit.Case, async: true
+
+  @moduletag :property
+
+  alias :proper_types, as: T
+  alias Snakepit.Native
+
+  setup_all do
+    unless Code.ensure_loaded?(:proper) do
+      raise "PropEr is not installed: these property tests need the Debian package " <>
+              "erlang-proper (apt-get install erlang-proper), which bin/setup installs"
+    end
+
+    :ok
+  end
+
+  # --- Running properties -----------------------------------------------------------------------
+
+  # Checks `check` (a function making ExUnit assertions) on values drawn from `generator`. PropEr
+  # only learns whether it raised; on failure `check` is run again on the shrunk counterexample
+  # so that ExUnit reports its assertion, with the counterexample.
+  defp forall(generator, check) do
+    property =
+      :proper.forall(generator, fn value ->
+        try do
+          check.(value)
+          true
+        rescue
+          _ -> false
+        catch
+          _, _ -> false
+        end
+      end)
+
+    case :proper.quickcheck(property, [{:numtests, numtests()}, :quiet, :long_result]) do
+      true ->
+        :ok
+
+      [counterexample] ->
+        try do
+          check.(counterexample)
+        rescue
+          error in ExUnit.AssertionError ->
+            message = "#{error.message}\ncounterexample: #{inspect(counterexample, limit: :infinity)}"
+            reraise %{error | message: message}, __STACKTRACE__
+        end
+
+        flunk("failed on #{inspect(counterexample)}, which passes when checked again")
+
+      other ->
+        flunk("PropEr could not run the property: #{inspect(other)}")
+    end
+  end
+
+  defp numtests, do: String.to_integer(System.get_env("PROPER_NUMTESTS", "300"))
+
+  # `{n, item}`-style helpers: `n` items (0..max) of `type`, shrinking towards fewer.
+  defp list_of(type, max \\ 4), do: T.bind(T.integer(0, max), &T.vector(&1, type), false)
+
+  defp let(type, fun), do: T.bind(type, fun, false)
+
+  # --- Terms that can cross, each with its expected JSON decoding --------------------------------
+  #
+  # Generators below produce `{term, expected}`: what `json_decode(codec_to_json(term))` must give.
+
+  @i64_min -(2 ** 63)
+  @u64_max 2 ** 64 - 1
+
+  defp integer do
+    T.frequency([
+      {3, T.integer()},
+      {2, T.integer(@i64_min, @u64_max)},
+      {1, T.elements([@i64_min, 2 ** 63 - 1, 2 ** 63, @u64_max, 0, -1])}
+    ])
+  end
+
+  # Any float a BEAM can hold: random bit patterns (subnormals, -0.0, the largest) whose exponent
+  # is not all ones (NaN and infinities do not exist in the BEAM), and PropEr's ordinary floats.
+  defp float do
+    bits =
+      let(T.tuple([T.integer(0, 1), T.integer(0, 2046), T.integer(0, 2 ** 52 - 1)]), fn
+        {sign, exponent, fraction} ->
+          <<float::float>> = <<sign::1, exponent::11, fraction::52>>
+          float
+      end)
+
+    T.oneof([bits, T.float(), T.elements([0.0, -0.0, 0.1, 1.0e300, 5.0e-324])])
+  end
+
+  # UTF-8 text: any code point (controls, quotes, astral planes) and a few awkward ones.
+  defp text do
+    T.frequency([
+      {4, :proper_unicode.utf8()},
+      {1, T.elements(["", "\"", "\\", <<0>>, "\u2028", "é", "日本語", "😀", "a\"b\\c\n"])}
+    ])
+  end
+
+  # Atoms other than true/false/nil become their names. PropEr's atoms use Latin-1 characters
+  # only: atoms beyond Latin-1 do not encode (see the known bugs at the end).
+  defp atom do
+    T.oneof([
+      T.atom(),
+      T.elements([:ok, :error, :é, :"with space", :"", Some.Module, :null, :undefined])
+    ])
+  end
+
+  defp leaf do
+    T.frequency([
+      {3, let(integer(), &{&1, &1})},
+      {2, let(float(), &{&1, &1})},
+      {3, let(text(), &{&1, &1})},
+      {1, T.elements([{true, true}, {false, false}, {nil, nil}])},
+      {1, let(atom(), &{&1, Atom.to_string(&1)})}
+    ])
+  end
+
+  # A JSON object key: atoms (true/false/nil included) and integers become their text.
+  defp key do
+    T.oneof([
+      let(atom(), &{&1, Atom.to_string(&1)}),
+      let(T.elements([true, false, nil]), &{&1, Atom.to_string(&1)}),
+      let(text(), &{&1, &1}),
+      let(integer(), &{&1, Integer.to_string(&1)})
+    ])
+  end
+
+  # A term nested at most `depth` levels, as `{term, expected}`.
+  defp valid(depth) when depth <= 0, do: leaf()
+
+  defp valid(depth) do
+    inner = T.lazy(fn -> valid(depth - 1) end)
+
+    T.frequency([
+      {3, leaf()},
+      {1, let(list_of(inner), &unzip/1)},
+      {1, let(list_of(inner), &(&1 |> unzip() |> then(fn {l, e} -> {List.to_tuple(l), e} end)))},
+      {1, let(list_of(T.tuple([key(), inner])), &valid_map/1)}
+    ])
+  end
+
+  defp valid, do: T.sized(fn size -> valid(min(4, div(size, 8) + 1)) end)
+
+  defp unzip(pairs), do: Enum.unzip(pairs)
+
+  # Entries whose keys normalize to the same text would collapse into one JSON member: the first
+  # one is kept.
+  defp valid_map(entries) do
+    entries = Enum.uniq_by(entries, fn {{_key, text}, _value} -> text end)
+
+    {Map.new(entries, fn {{key, _}, {value, _}} -> {key, value} end),
+     Map.new(entries, fn {{_, text}, {_, expected}} -> {text, expected} end)}
+  end
+
+  # Equality that also tells 0.0 from -0.0 (and 1 from 1.0, as `===` does).
+  defp same?(a, b) when is_float(a) and is_float(b), do: <<a::float>> == <<b::float>>
+
+  defp same?(a, b) when is_list(a) and is_list(b),
+    do: length(a) == length(b) and Enum.all?(Enum.zip(a, b), fn {x, y} -> same?(x, y) end)
+
+  defp same?(a, b) when is_map(a) and is_map(b),
+    do: map_size(a) == map_size(b) and Enum.all?(a, fn {k, v} -> same?(v, Map.get(b, k, :none)) end)
+
+  defp same?(a, b), do: a === b
+
+  # --- Terms that cannot cross, each with where and why ------------------------------------------
+  #
+  # Generators below produce `{term, path, fragment}`: exactly one thing cannot be encoded, found
+  # at `path` (relative to the root `args`), and the error message contains `fragment`.
+
+  defp bad_binary do
+    invalid = T.elements([<<0xFF>>, <<0xC0, 0x80>>, <<0xED, 0xA0, 0x80>>, <<0xE6, 0x97>>, <<0x80>>])
+
+    T.oneof([
+      let(T.tuple([text(), invalid, text()]), fn {a, b, c} -> a <> b <> c end),
+      T.elements([<<1::3>>, <<"ok", 1::1>>])
+    ])
+  end
+
+  defp improper_list do
+    tail = T.oneof([integer(), text(), T.elements([:tail, %{}, {}])])
+    let(T.tuple([T.non_empty(list_of(valid(1))), tail]), fn {items, tail} ->
+      {items, _} = unzip(items)
+      items ++ tail
+    end)
+  end
+
+  defp big_integer do
+    T.oneof([T.integer(@u64_max + 1, 2 ** 80), T.integer(-(2 ** 80), @i64_min - 1)])
+  end
+
+  # A map with one key that cannot become a JSON key, among valid entries.
+  defp bad_key_map do
+    bad_key =
+      T.oneof([
+        let(bad_binary(), &{&1, "[<non-UTF-8 binary>]", "map key is not valid UTF-8"}),
+        let(T.oneof([float(), T.elements([[1], {:a}, %{}, self(), make_ref()])]), fn key ->
+          {key, "[<key>]", "map keys must be atoms, strings or integers"}
+        end)
+      ])
+
+    let(T.tuple([bad_key, valid(1), list_of(T.tuple([key(), valid(1)]))]), fn
+      {{key, path, fragment}, {value, _}, entries} ->
+        {map, _} = valid_map(entries)
+        {Map.put(map, key, value), path, fragment}
+    end)
+  end
+
+  defp poison do
+    T.oneof([
+      T.elements([{self(), "", "pid"}, {make_ref(), "", "reference"}]),
+      T.elements([{fn -> :ok end, "", "function"}, {&String.length/1, "", "function"}]),
+      T.elements([{hd(Port.list()), "", "port"}]),
+      let(bad_binary(), &{&1, "", "not valid UTF-8"}),
+      let(improper_list(), &{&1, "", "improper list"}),
+      let(big_integer(), &{&1, "", "does not fit in 64 bits"}),
+      bad_map_key()
+    ])
+  end
+
+  defp bad_map_key, do: bad_key_map()
+
+  # Keys on the way to the poison, with the path step the codec writes for them. String keys use
+  # characters the codec's path quoting leaves as they are; integer keys stay within i64 (see the
+  # known bugs at the end).
+  defp path_key do
+    plain = T.list(T.elements(~c"abcxyz_019 -éßЖ日本😀"))
+
+    T.oneof([
+      let(atom(), &{&1, "." <> Atom.to_string(&1), Atom.to_string(&1)}),
+      let(plain, &{List.to_string(&1), ~s(["#{&1}"]), List.to_string(&1)}),
+      let(T.integer(@i64_min, 2 ** 63 - 1), &{&1, "[#{&1}]", Integer.to_string(&1)})
+    ])
+  end
+
+  # The poison, nested `depth` levels at most in lists, tuples and maps among valid siblings.
+  defp poisoned(depth) when depth <= 0, do: poison()
+
+  defp poisoned(depth) do
+    inner = T.lazy(fn -> poisoned(depth - 1) end)
+    siblings = list_of(valid(1), 3)
+
+    in_sequence =
+      let(T.tuple([siblings, inner, siblings]), fn {before, {term, path, fragment}, rest} ->
+        {before, _} = unzip(before)
+        {rest, _} = unzip(rest)
+        {before ++ [term | rest], "[#{length(before)}]" <> path, fragment}
+      end)
+
+    in_tuple = let(in_sequence, fn {list, path, fragment} -> {List.to_tuple(list), path, fragment} end)
+
+    in_map =
+      let(T.tuple([path_key(), inner, list_of(T.tuple([key(), valid(1)]), 3)]), fn
+        {{key, step, text}, {term, path, fragment}, entries} ->
+          others = Enum.reject(entries, fn {{_, other}, _} -> other == text end)
+          {map, _} = valid_map(others)
+          {Map.put(map, key, term), step <> path, fragment}
+      end)
+
+    T.frequency([{1, poison()}, {2, in_sequence}, {1, in_tuple}, {2, in_map}])
+  end
+
+  # --- Properties -------------------------------------------------------------------------------
+
+  test "every term that can cross encodes, and decodes back to its JSON normalization" do
+    forall(valid(), fn {term, expected} ->
+      assert {:ok, json} = Native.codec_to_json(term)
+      assert {:ok, decoded} = Native.json_decode(json)
+      assert decoded === expected
+      assert same?(decoded, expected), "a float's sign or bits changed: #{json}"
+    end)
+  end
+
+  test "a term that cannot cross is refused, naming where it is" do
+    forall(poisoned(4), fn {term, path, fragment} ->
+      assert {:error, message} = Native.codec_to_json(term)
+      assert message =~ fragment
+      assert String.ends_with?(message, " at args" <> path)
+    end)
+  end
+
+  test "json_decode never crashes, whatever the bytes" do
+    mutated =
+      let(T.tuple([valid(), T.non_neg_integer(), T.byte()]), fn {{term, _}, at, byte} ->
+        {:ok, json} = Native.codec_to_json(term)
+        at = rem(at, byte_size(json) + 1)
+        <<head::binary-size(at), rest::binary>> = json
+        T.elements([head, head <> <<byte>> <> rest, head <> binary_part(rest, 1, max(byte_size(rest) - 1, 0))])
+      end)
+
+    nested =
+      let(T.tuple([T.integer(0, 20_000), T.elements([{"[", "]"}, {~s({"a":), "}"}])]), fn
+        {depth, {open, close}} -> String.duplicate(open, depth) <> "1" <> String.duplicate(close, depth)
+      end)
+
+    forall(T.oneof([T.binary(), :proper_unicode.utf8(), mutated, nested]), fn bytes ->
+      assert {kind, result} = Native.json_decode(bytes)
+      assert kind == :ok or (kind == :error and is_binary(result))
+    end)
+  end
+
+  # Known codec bugs, reported and not fixed yet: delete the skip once they are.
+  @tag skip: "known codec bugs (see comments)"
+  test "known bugs" do
+    # Atoms beyond Latin-1 do not encode: rustler's atom_to_string reads atoms as Latin-1 under
+    # nif_version_2_16, so "unreadable atom at args" / "bad key at args".
+    assert Native.codec_to_json(:日本) == {:ok, ~s("日本")}
+    assert Native.codec_to_json(%{日本: 1}) == {:ok, ~s({"日本":1})}
+
+    # Integer keys above i64::MAX show as [0] in error paths (decoded as i64, default 0).
+    assert {:error, message} = Native.codec_to_json(%{(2 ** 63) => self()})
+    assert String.ends_with?(message, " at args[9223372036854775808]")
+  end
+end
