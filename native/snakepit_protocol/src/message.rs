@@ -25,8 +25,10 @@ pub enum Handshake {
     },
 }
 
-/// An error a worker reports for one request.
+/// An error a worker reports for one request. Read from a JSON object only (serde's derived
+/// `Deserialize` would also take an array filling the fields in order).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "ErrorObject")]
 pub struct WorkerError {
     #[serde(rename = "type", default)]
     pub kind: String,
@@ -34,6 +36,27 @@ pub struct WorkerError {
     pub message: String,
     #[serde(default)]
     pub traceback: Option<String>,
+}
+
+/// The shape `WorkerError` is read through: a map, so that arrays are refused.
+#[derive(Deserialize)]
+struct ErrorObject(serde_json::Map<String, serde_json::Value>);
+
+impl TryFrom<ErrorObject> for WorkerError {
+    type Error = String;
+
+    fn try_from(ErrorObject(mut map): ErrorObject) -> Result<Self, String> {
+        let mut text = |key: &str| match map.remove(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(text)) => Ok(Some(text)),
+            Some(other) => Err(format!("error field {key:?} is not a string: {other}")),
+        };
+        Ok(WorkerError {
+            kind: text("type")?.unwrap_or_default(),
+            message: text("message")?.unwrap_or_default(),
+            traceback: text("traceback")?,
+        })
+    }
 }
 
 /// Any frame a worker sends after its handshake, borrowed from the frame bytes.
@@ -65,12 +88,16 @@ pub enum Reply<'f> {
 pub enum ProtocolViolation {
     #[error("worker sent invalid JSON: {0}")]
     InvalidJson(#[from] serde_json::Error),
-    #[error("worker sent a reply that is neither a result, an error nor a chunk")]
+    #[error("worker sent a reply that is not an object with a result, an error or a chunk")]
     Malformed,
 }
 
 /// Parses a reply frame into its request id and meaning.
 pub fn parse_reply(frame: &[u8]) -> Result<(i64, Reply<'_>), ProtocolViolation> {
+    // A reply is an object; serde's derived `Deserialize` would also take an array.
+    if frame.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ProtocolViolation::Malformed);
+    }
     let reply: ReplyFrame = serde_json::from_slice(frame)?;
     let meaning = match (reply.ok, reply.error, reply.chunk) {
         (_, _, Some(chunk)) => Reply::Chunk(chunk),
@@ -128,11 +155,23 @@ mod tests {
             Err(ProtocolViolation::InvalidJson(_))
         ));
         assert!(matches!(
-            parse_reply(b"\xff\xfe"),
+            parse_reply(b"{\xff\xfe}"),
             Err(ProtocolViolation::InvalidJson(_))
         ));
+    }
+
+    #[test]
+    fn only_objects_are_replies() {
+        for frame in [&b"\xff\xfe"[..], b"[1,true,null]", b"  7", b""] {
+            assert!(matches!(
+                parse_reply(frame),
+                Err(ProtocolViolation::Malformed)
+            ));
+        }
+        // Nor is an array an error object.
+        let frame = br#"{"id":1,"ok":false,"error":["T","m"]}"#;
         assert!(matches!(
-            parse_reply(b"[1,2]"),
+            parse_reply(frame),
             Err(ProtocolViolation::InvalidJson(_))
         ));
     }

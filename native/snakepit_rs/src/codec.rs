@@ -14,6 +14,10 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::atoms;
 
+/// OTP 25's NIF interface (2.16) reads atoms as Latin-1 only.
+const BEYOND_LATIN1: &str =
+    "an atom with characters beyond Latin-1 cannot be read by a NIF on OTP 25 (use a string)";
+
 /// Why a term could not be encoded, with the path to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodeError {
@@ -88,7 +92,7 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
         } else {
             let name = term
                 .atom_to_string()
-                .map_err(|_| self.error("unreadable atom"))?;
+                .map_err(|_| self.error(BEYOND_LATIN1))?;
             write_json_str(self.out, &name);
         }
         Ok(())
@@ -128,7 +132,9 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
     fn write_key(&mut self, key: Term<'a>) -> Result<(), EncodeError> {
         match key.get_type() {
             TermType::Atom => {
-                let name = key.atom_to_string().map_err(|_| self.error("bad key"))?;
+                let name = key
+                    .atom_to_string()
+                    .map_err(|_| self.key_error(key, BEYOND_LATIN1))?;
                 write_json_str(self.out, &name);
             }
             TermType::Binary => match utf8(key) {
@@ -198,16 +204,19 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
             match step {
                 Step::Index(index) => write!(path, "[{index}]").unwrap(),
                 Step::Key(key) => match key.get_type() {
-                    TermType::Atom => {
-                        write!(path, ".{}", key.atom_to_string().unwrap_or_default()).unwrap()
-                    }
+                    TermType::Atom => match key.atom_to_string() {
+                        Ok(name) => write!(path, ".{name}").unwrap(),
+                        Err(_) => path.push_str(".<atom beyond Latin-1>"),
+                    },
                     TermType::Binary => match utf8(*key) {
                         Some(text) => write!(path, "[{text:?}]").unwrap(),
                         None => path.push_str("[<non-UTF-8 binary>]"),
                     },
-                    TermType::Integer => {
-                        write!(path, "[{}]", key.decode::<i64>().unwrap_or_default()).unwrap()
-                    }
+                    TermType::Integer => match (key.decode::<i64>(), key.decode::<u64>()) {
+                        (Ok(n), _) => write!(path, "[{n}]").unwrap(),
+                        (_, Ok(n)) => write!(path, "[{n}]").unwrap(),
+                        _ => path.push_str("[<big integer>]"),
+                    },
                     _ => path.push_str("[<key>]"),
                 },
             }
