@@ -55,6 +55,15 @@ defmodule Snakepit.CodecTest do
       assert {:error, message} = to_json(<<1::3>>)
       assert message =~ "UTF-8"
     end
+
+    test "nesting is bounded (the encoder must not exhaust a scheduler's stack)" do
+      deep = fn depth -> Enum.reduce(1..depth, 1, fn _, acc -> [acc] end) end
+      assert {:ok, _} = to_json(deep.(127))
+      assert {:error, message} = to_json(deep.(128))
+      assert message =~ "nested deeper than 128 levels"
+      # Regression: 6000 levels used to crash the VM.
+      assert {:error, _} = to_json(%{x: deep.(6_000)})
+    end
   end
 
   describe "decoding" do

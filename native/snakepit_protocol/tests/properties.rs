@@ -1,8 +1,9 @@
 //! Property tests of the wire protocol: the frame decoder against a plain reference decoder, and
 //! `parse_reply` against the protocol's definition of a reply.
 //!
-//! Each property runs 256 cases by default, a few seconds in all; set `PROPTEST_CASES` to run more
-//! (e.g. `PROPTEST_CASES=100000 cargo test --release -p snakepit_protocol --test properties`).
+//! Each property runs 256 cases by default, well under a second in all; set `PROPTEST_CASES` to
+//! run more, e.g. `PROPTEST_CASES=100000 cargo test --release -p snakepit_protocol --test
+//! properties`.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -434,12 +435,6 @@ proptest! {
     ) {
         let frame = serde_json::to_vec(&value).unwrap();
         prop_assert_eq!(actual_reading(&frame), expected_reading(&value), "frame: {}", value);
-    }
-
-    /// Any JSON value at all never makes `parse_reply` panic.
-    #[test]
-    fn parse_reply_survives_any_json(value in json()) {
-        let _ = parse_reply(&serde_json::to_vec(&value).unwrap());
     }
 
     /// A reply and its `error` are JSON objects: arrays are refused, including those that would

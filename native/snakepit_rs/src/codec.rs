@@ -14,6 +14,10 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::atoms;
 
+/// Deepest nesting accepted, as for replies (serde_json's limit): the encoder recurses, and a
+/// scheduler thread's stack is small.
+pub const MAX_DEPTH: usize = 128;
+
 /// OTP 25's NIF interface (2.16) reads atoms as Latin-1 only.
 const BEYOND_LATIN1: &str =
     "an atom with characters beyond Latin-1 cannot be read by a NIF on OTP 25 (use a string)";
@@ -55,6 +59,9 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
     }
 
     pub fn write(&mut self, term: Term<'a>) -> Result<(), EncodeError> {
+        if self.path.len() >= MAX_DEPTH {
+            return Err(self.error("terms nested deeper than 128 levels cannot be sent"));
+        }
         match term.get_type() {
             TermType::Atom => self.write_atom(term),
             TermType::Binary => {

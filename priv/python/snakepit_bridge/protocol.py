@@ -32,6 +32,9 @@ def decode(payload):
         value, end = _DECODER.raw_decode(text)
     except ValueError:
         return json.loads(text)  # leading whitespace, or raise the usual error
+    except RecursionError:
+        # Nesting deeper than Python's recursion limit: invalid for us, not fatal.
+        raise ValueError("JSON nested too deeply") from None
     if end != len(text):
         return json.loads(text)  # trailing whitespace, or raise "Extra data"
     return value
