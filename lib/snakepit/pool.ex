@@ -121,21 +121,11 @@ defmodule Snakepit.Pool do
 
   @doc "Counters and occupancy of the pool; see `Snakepit.get_stats/1`."
   @spec get_stats(pool()) :: map()
-  def get_stats(pool \\ __MODULE__) do
-    case lookup(pool) do
-      {:ok, {native, _, _}} -> Native.pool_stats(native)
-      {:error, error} -> raise error
-    end
-  end
+  def get_stats(pool \\ __MODULE__), do: Native.pool_stats(native!(pool))
 
   @doc "One map per worker slot; see `Snakepit.list_workers/1`."
   @spec list_workers(pool()) :: [map()]
-  def list_workers(pool \\ __MODULE__) do
-    case lookup(pool) do
-      {:ok, {native, _, _}} -> Native.pool_workers(native)
-      {:error, error} -> raise error
-    end
-  end
+  def list_workers(pool \\ __MODULE__), do: Native.pool_workers(native!(pool))
 
   @doc "OS pids of every worker process of the pool that has not been reaped."
   @spec os_pids(pool()) :: [non_neg_integer()]
@@ -291,6 +281,14 @@ defmodule Snakepit.Pool do
   end
 
   defp key(name), do: {__MODULE__, name}
+
+  # Introspection of a pool that is not running is a programming error: raise.
+  defp native!(pool) do
+    case lookup(pool) do
+      {:ok, {native, _, _}} -> native
+      {:error, error} -> raise error
+    end
+  end
 
   defp lookup(pool) do
     case :persistent_term.get(key(pool), nil) do

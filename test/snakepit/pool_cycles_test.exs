@@ -12,22 +12,7 @@ defmodule Snakepit.PoolCyclesTest do
     fds = fd_count()
     threads = thread_count()
 
-    for i <- 1..100 do
-      name = :"cycle_#{i}_#{System.unique_integer([:positive])}"
-
-      {:ok, pid} =
-        Snakepit.Pool.start_link(
-          name: name,
-          size: 2,
-          adapter_module: Snakepit.Adapters.TestWorker
-        )
-
-      :ok = Snakepit.Pool.await_ready(name)
-      {:ok, _} = Snakepit.execute("ping", %{}, pool: name)
-      os_pids = Snakepit.Pool.os_pids(name)
-      :ok = GenServer.stop(pid)
-      refute Enum.any?(os_pids, &os_process_alive?/1)
-    end
+    for i <- 1..100, do: cycle(i)
 
     # Reader threads and log tasks end shortly after their worker; descriptors close with them.
     eventually(fn -> fd_count() <= fds + 2 end)
