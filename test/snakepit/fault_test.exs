@@ -89,6 +89,43 @@ defmodule Snakepit.FaultTest do
       assert replacement != patient
     end
 
+    test "a worker that stops reading mid-frame: nothing waits on it, the pool recovers" do
+      pool = start_test_workers!(size: 1, cancel_grace: 100, max_frame_size: 4_000_000)
+      frozen = only_worker_pid(pool)
+      os_kill(frozen, "STOP")
+      # Far larger than a pipe's buffer: the write is finished in the background, the cancel
+      # frame queues behind it, and the worker is killed after the grace period.
+      big = String.duplicate("x", 1_000_000)
+
+      assert {:error, %Error{reason: :timeout}} =
+               Snakepit.execute("echo", %{data: big}, pool: pool, timeout: 200)
+
+      eventually(fn -> not os_process_alive?(frozen) end)
+      assert {:ok, %{"data" => ^big}} = Snakepit.execute("echo", %{data: big}, pool: pool)
+    end
+
+    test "stopping a pool whose worker stopped reading mid-frame does not hang" do
+      opts = [name: :"frozen_#{System.unique_integer([:positive])}", size: 1, shutdown_grace: 200]
+
+      {:ok, pid} =
+        Snakepit.Pool.start_link([adapter_module: Snakepit.Adapters.TestWorker] ++ opts)
+
+      :ok = Snakepit.Pool.await_ready(opts[:name])
+      [frozen] = Snakepit.Pool.os_pids(opts[:name])
+      os_kill(frozen, "STOP")
+
+      caller =
+        Task.async(fn ->
+          Snakepit.execute("echo", %{data: String.duplicate("y", 500_000)}, pool: opts[:name])
+        end)
+
+      eventually(fn -> Snakepit.get_stats(opts[:name]).busy == 1 end)
+
+      :ok = GenServer.stop(pid)
+      assert {:error, %Error{reason: :pool_shutdown}} = Task.await(caller)
+      refute os_process_alive?(frozen)
+    end
+
     test "the pool enforces timeouts even when the caller is gone" do
       pool = start_test_workers!(size: 1, cancel_grace: 100)
       hung = only_worker_pid(pool)

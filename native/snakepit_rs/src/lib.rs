@@ -5,7 +5,7 @@
 //! - [`pool`]: slots, the bounded FIFO queue, dispatch, deadlines, counters.
 //! - [`lifecycle`]: starting workers concurrently, reader threads, reaping and replacement.
 //! - [`worker`]: launching one worker process (fd 3/4 pipes, process group, parent-death
-//!   signal) and writing frames to it.
+//!   signal); [`request_pipe`]: writing frames to it without ever blocking the caller.
 //! - [`request`]: framing a request; the rest of wire protocol v1 (frames, the worker's messages)
 //!   lives in the `snakepit_protocol` crate, which has no BEAM dependency and is unit-tested.
 //! - [`codec`]: Elixir terms ↔ JSON.
@@ -26,6 +26,7 @@ pub mod nif;
 pub mod pool;
 pub mod reply;
 pub mod request;
+pub mod request_pipe;
 pub mod resource;
 pub mod runtime;
 pub mod watchdog;

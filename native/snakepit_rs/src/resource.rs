@@ -16,28 +16,31 @@ pub struct PoolResource {
     pub owner: LocalPid,
 }
 
+// Both callbacks run on scheduler threads: they hand their work to the runtime rather than wait
+// for the pool's lock there (a callback waiting on a lock held while ERTS is entered could
+// deadlock, and a scheduler must not wait anyway).
 #[rustler::resource_impl]
 impl rustler::Resource for PoolResource {
-    fn down<'a>(&'a self, env: Env<'a>, pid: LocalPid, monitor: Monitor) {
+    fn down<'a>(&'a self, _env: Env<'a>, pid: LocalPid, monitor: Monitor) {
+        let pool = Arc::clone(&self.pool);
         if pid == self.owner {
-            stop_in_background(&self.pool, Some(env));
+            runtime().spawn_blocking(move || stop(&pool));
         } else {
-            self.pool.caller_down(monitor);
+            runtime().spawn_blocking(move || pool.caller_down(monitor));
         }
     }
 }
 
 impl Drop for PoolResource {
     fn drop(&mut self) {
-        stop_in_background(&self.pool, None);
+        let pool = Arc::clone(&self.pool);
+        runtime().spawn_blocking(move || stop(&pool));
     }
 }
 
-/// Stops the pool without blocking the calling (scheduler) thread.
-fn stop_in_background(pool: &Arc<Pool>, env: Option<Env>) {
-    if pool.begin_stop(env) {
-        let pool = Arc::clone(pool);
-        let grace = Duration::from_millis(pool.config.shutdown_grace_ms);
-        runtime().spawn_blocking(move || pool.await_stopped(grace));
+/// Stops the pool (on a runtime thread, where waiting is fine).
+fn stop(pool: &Pool) {
+    if pool.begin_stop(None) {
+        pool.await_stopped(Duration::from_millis(pool.config.shutdown_grace_ms));
     }
 }

@@ -1,5 +1,5 @@
 //! One worker OS process: how it is launched (fd 3 requests, fd 4 replies, own process group,
-//! parent-death signal) and how requests are written to it.
+//! parent-death signal, no inherited descriptors) and signalled.
 
 use std::fs::File;
 use std::io;
@@ -8,9 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use crate::config::PoolConfig;
+use crate::request_pipe::RequestPipe;
 
 /// The fds a worker reads requests from and writes replies to (Erlang's `:nouse_stdio` convention).
 const CHILD_REQUEST_FD: RawFd = 3;
@@ -23,8 +22,8 @@ pub struct WorkerHandle {
     /// Human-readable id (`<pool>_worker_<uid>`), used in logs, stats and errors.
     pub id: String,
     pub os_pid: u32,
-    /// Write end of the request pipe (non-blocking); `None` once closed to ask the worker to exit.
-    requests: Mutex<Option<OwnedFd>>,
+    /// Write end of the request pipe.
+    requests: Arc<RequestPipe>,
 }
 
 /// A freshly spawned worker: its handle plus the ends only the reader and log tasks use.
@@ -37,42 +36,14 @@ pub struct Spawned {
 }
 
 impl WorkerHandle {
-    /// Writes a whole frame. The pipe is non-blocking: a worker given a request has drained its
-    /// pipe, so small frames go through at once from the calling thread (no hand-off); a frame
-    /// larger than the pipe's buffer is finished by a blocking task that waits for room.
-    pub fn send_frame(self: &Arc<Self>, frame: Vec<u8>) {
-        let guard = self.requests.lock();
-        let Some(fd) = guard.as_ref() else { return };
-        match write_nonblocking(fd.as_raw_fd(), &frame) {
-            Ok(written) if written == frame.len() => {}
-            Ok(written) => {
-                drop(guard);
-                let handle = Arc::clone(self);
-                crate::runtime::runtime()
-                    .spawn_blocking(move || handle.finish_write(frame, written));
-            }
-            // The worker is gone; its reader sees end of file and fails the request.
-            Err(_) => {}
-        }
-    }
-
-    fn finish_write(&self, frame: Vec<u8>, mut written: usize) {
-        let guard = self.requests.lock();
-        let Some(fd) = guard.as_ref() else { return };
-        while written < frame.len() {
-            if wait_writable(fd.as_raw_fd()).is_err() {
-                return;
-            }
-            match write_nonblocking(fd.as_raw_fd(), &frame[written..]) {
-                Ok(n) => written += n,
-                Err(_) => return,
-            }
-        }
+    /// Writes a whole frame to the worker (see `RequestPipe::send`).
+    pub fn send_frame(&self, frame: Vec<u8>) {
+        self.requests.send(frame);
     }
 
     /// Closes the request pipe: a well-behaved worker exits on end of file.
     pub fn close_requests(&self) {
-        self.requests.lock().take();
+        self.requests.close();
     }
 
     /// Signals the worker's whole process group (the worker and anything it started).
@@ -88,7 +59,6 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
     let id = format!("{}_worker_{}", config.name, uid);
     let (request_read, request_write) = pipe()?;
     let (reply_read, reply_write) = pipe()?;
-    set_nonblocking(request_write.as_raw_fd())?;
 
     let mut command = Command::new(&config.executable);
     command
@@ -141,7 +111,7 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         uid,
         id,
         os_pid,
-        requests: Mutex::new(Some(request_write)),
+        requests: RequestPipe::new(request_write)?,
     });
     Ok(Spawned {
         handle,
@@ -186,49 +156,4 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         return Err(io::Error::last_os_error());
     }
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// One `write`, treating "would block" as zero bytes written.
-fn write_nonblocking(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
-    loop {
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let error = io::Error::last_os_error();
-        match error.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Ok(0),
-            _ => return Err(error),
-        }
-    }
-}
-
-fn wait_writable(fd: RawFd) -> io::Result<()> {
-    let mut poll = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    loop {
-        let n = unsafe { libc::poll(&mut poll, 1, -1) };
-        if n >= 0 {
-            if poll.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
-                return Err(io::ErrorKind::BrokenPipe.into());
-            }
-            return Ok(());
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
 }
