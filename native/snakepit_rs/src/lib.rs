@@ -12,6 +12,7 @@
 //! - [`resource`]: the resource Elixir holds; monitors the owner and queued callers.
 //! - [`reply`]: delivering outcomes to callers; [`events`]: messages to the pool's owner.
 //! - [`error`]: errors with the reason atoms of `Snakepit.Error`; [`atoms`]: atoms.
+//! - [`registry`]: the run's pid file, read by `Snakepit.ProcessRegistry` at the next start.
 //! - [`watchdog`]: registers worker process groups with `snakepit_watchdog`, which kills them
 //!   if the BEAM dies.
 //! - [`config`]: the pool configuration; [`runtime`]: the tokio runtime and spawner thread.
@@ -24,6 +25,7 @@ pub mod events;
 pub mod lifecycle;
 pub mod nif;
 pub mod pool;
+pub mod registry;
 pub mod reply;
 pub mod request;
 pub mod request_pipe;

@@ -285,6 +285,9 @@ fn read_worker(
     };
     let removed = pool.remove_worker(slot, &handle, error);
     crate::watchdog::unwatch(handle.os_pid);
+    if let Some(registry) = &pool.config.registry_file {
+        crate::registry::forget(registry, handle.os_pid);
+    }
     pool.untrack_process(&handle);
     let (id, os_pid) = (handle.id.clone(), handle.os_pid);
     match removed {

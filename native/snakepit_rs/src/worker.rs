@@ -105,7 +105,7 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         crate::watchdog::watch(watchdog, os_pid);
     }
     if let Some(registry) = &config.registry_file {
-        record_pid(registry, os_pid);
+        crate::registry::record(registry, os_pid);
     }
     let handle = Arc::new(WorkerHandle {
         uid,
@@ -120,19 +120,6 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         child,
         replies: File::from(reply_read),
     })
-}
-
-/// Appends a worker's OS pid to the run's registry file (`Snakepit.ProcessRegistry`), so that a
-/// later run can find leftovers of this one.
-fn record_pid(path: &str, os_pid: u32) {
-    use std::io::Write;
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path);
-    if let Ok(mut file) = file {
-        let _ = writeln!(file, "{os_pid}");
-    }
 }
 
 /// Puts the two pipe ends on fds 3 and 4 in the child. Both are first copied above 10 (closed on
