@@ -170,7 +170,14 @@ async fn start_worker(
     std::thread::Builder::new()
         .name(format!("snakepit-{}", handle.uid))
         .spawn(move || read_worker(reader_pool, slot, reader_handle, replies, child, ready_tx))
-        .map_err(|error| format!("cannot start a reader thread: {error}"))?;
+        .map_err(|error| {
+            // No reader to reap it: kill it here (the BEAM reaps its children itself).
+            stop_worker(&handle);
+            pool.untrack_process(&handle);
+            let message = format!("cannot start a reader thread: {error}");
+            report_start_failure(pool, &message);
+            message
+        })?;
 
     let startup = Duration::from_millis(pool.config.startup_timeout_ms);
     let outcome = match tokio::time::timeout(startup, ready_rx).await {
