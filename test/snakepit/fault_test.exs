@@ -306,6 +306,20 @@ defmodule Snakepit.FaultTest do
       assert stats.errors == 0 and stats.worker_crashes == 0
     end
 
+    test "worker_ttl retires a worker that is never idle, without failing a request" do
+      pool = start_test_workers!(size: 1, worker_ttl: 150)
+      first = only_worker_pid(pool)
+      stop_at = System.monotonic_time(:millisecond) + 600
+
+      results =
+        Stream.repeatedly(fn -> Snakepit.execute("sleep", %{ms: 5}, pool: pool) end)
+        |> Enum.take_while(fn _ -> System.monotonic_time(:millisecond) < stop_at end)
+
+      assert Enum.all?(results, &match?({:ok, _}, &1))
+      eventually(fn -> not os_process_alive?(first) end)
+      assert %{errors: 0, worker_crashes: 0} = Snakepit.get_stats(pool)
+    end
+
     test "worker_ttl retires idle workers" do
       pool = start_test_workers!(size: 2, worker_ttl: 200)
       old = Snakepit.Pool.os_pids(pool)

@@ -458,7 +458,6 @@ impl Pool {
                 .push((queued.reply_to, PoolError::QueueTimeout { waited_ms }));
         }
         let health_interval = Duration::from_millis(self.config.health_check_interval_ms);
-        let ttl = Duration::from_millis(self.config.worker_ttl_ms);
         let mut health_checks = Vec::new();
         let mut retire = Vec::new();
         for (index, slot) in state.slots.iter_mut().enumerate() {
@@ -489,7 +488,7 @@ impl Pool {
             if slot.status != SlotStatus::Idle {
                 continue;
             }
-            if self.config.worker_ttl_ms > 0 && !slot.retiring && now - slot.installed >= ttl {
+            if !slot.retiring && self.worn_out(slot, now) {
                 retire.push(index);
             } else if self.config.health_check_interval_ms > 0
                 && now - slot.last_active >= health_interval
@@ -504,6 +503,15 @@ impl Pool {
             self.start_health_check(&mut state, index, now, &mut effects);
         }
         effects
+    }
+
+    /// Whether a worker is due for recycling: `worker_max_requests` served or `worker_ttl` old.
+    /// Checked when it finishes a request and, while idle, by the sweeper.
+    fn worn_out(&self, slot: &Slot, now: Instant) -> bool {
+        let max_requests = self.config.worker_max_requests;
+        let ttl = self.config.worker_ttl_ms;
+        (max_requests > 0 && slot.served >= max_requests)
+            || (ttl > 0 && now - slot.installed >= Duration::from_millis(ttl))
     }
 
     fn start_health_check(
@@ -584,8 +592,7 @@ impl Pool {
                 slot.requests += 1;
                 slot.served += 1;
             }
-            let max_requests = self.config.worker_max_requests;
-            if max_requests > 0 && slot.served >= max_requests && !slot.retiring {
+            if !slot.retiring && self.worn_out(slot, now) {
                 self.retire(state, slot_index, &mut effects);
             }
             self.next_request(state, slot_index, now, &mut effects);
