@@ -45,11 +45,15 @@ pub fn encode_frame(payload: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
 }
 
 /// Accumulates bytes and cuts them into frames.
+///
+/// The buffer is zeroed once and reused: reads land in its spare part, so a read costs no
+/// allocation and no clearing. It grows for a frame larger than a read chunk and shrinks back
+/// once that frame has been consumed.
 pub struct FrameDecoder {
-    /// Received bytes; `buf[start..]` is not yet consumed.
+    /// Storage; `buf[start..end]` holds bytes received and not yet consumed.
     buf: Vec<u8>,
-    /// Offset of the first unconsumed byte.
     start: usize,
+    end: usize,
     /// Bytes of the frame handed out by the last `next_frame`, released on the next call.
     pending_release: usize,
     /// Largest payload accepted.
@@ -59,8 +63,9 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     pub fn new(max: usize) -> Self {
         FrameDecoder {
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: vec![0; READ_CHUNK],
             start: 0,
+            end: 0,
             pending_release: 0,
             max,
         }
@@ -69,26 +74,25 @@ impl FrameDecoder {
     /// Appends bytes (used by tests and by callers that read elsewhere).
     pub fn push(&mut self, bytes: &[u8]) {
         self.release();
-        self.buf.extend_from_slice(bytes);
+        self.make_room(bytes.len());
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
     }
 
     /// Reads once from `reader` into the buffer. Returns the byte count; 0 means end of file.
     pub fn read_from<R: Read>(&mut self, reader: &mut R) -> io::Result<usize> {
         self.release();
-        self.compact();
         let want = self.bytes_wanted().max(READ_CHUNK);
-        let len = self.buf.len();
-        self.buf.resize(len + want, 0);
-        let result = reader.read(&mut self.buf[len..]);
-        let got = *result.as_ref().unwrap_or(&0);
-        self.buf.truncate(len + got);
-        result
+        self.make_room(want);
+        let got = reader.read(&mut self.buf[self.end..self.end + want])?;
+        self.end += got;
+        Ok(got)
     }
 
     /// The next complete frame's payload, `Ok(None)` when more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
         self.release();
-        let available = &self.buf[self.start..];
+        let available = &self.buf[self.start..self.end];
         if available.len() < HEADER_LEN {
             return Ok(None);
         }
@@ -106,29 +110,42 @@ impl FrameDecoder {
 
     /// Number of bytes buffered but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start - self.pending_release
+        self.end - self.start - self.pending_release
     }
 
     fn release(&mut self) {
         self.start += std::mem::take(&mut self.pending_release);
-        if self.start == self.buf.len() {
-            self.buf.clear();
+        if self.start == self.end {
             self.start = 0;
+            self.end = 0;
+            // Give back what a large frame made the buffer grow to.
+            if self.buf.len() > 4 * READ_CHUNK {
+                self.buf.truncate(READ_CHUNK);
+                self.buf.shrink_to_fit();
+            }
         }
     }
 
-    /// Moves unconsumed bytes to the front so the buffer does not grow without bound.
-    fn compact(&mut self) {
+    /// Makes `extra` bytes of room after `end`: first by moving unconsumed bytes to the front,
+    /// then by growing (only the new part is zeroed).
+    fn make_room(&mut self, extra: usize) {
+        if self.buf.len() - self.end >= extra {
+            return;
+        }
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
+        }
+        if self.buf.len() - self.end < extra {
+            self.buf.resize(self.end + extra, 0);
         }
     }
 
     /// How many more bytes finish the frame in progress (0 when its header is incomplete or it
     /// is oversized, which `next_frame` reports).
     fn bytes_wanted(&self) -> usize {
-        let available = &self.buf[self.start..];
+        let available = &self.buf[self.start..self.end];
         if available.len() < HEADER_LEN {
             return 0;
         }
@@ -219,7 +236,7 @@ mod tests {
             })
         );
         assert_eq!(decoder.bytes_wanted(), 0);
-        assert!(decoder.buf.capacity() < 1024 * 1024);
+        assert!(decoder.buf.len() <= READ_CHUNK);
     }
 
     #[test]
