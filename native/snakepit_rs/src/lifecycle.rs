@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::atoms;
 use crate::error::PoolError;
-use crate::pool::{Completed, Phase, Pool, Removed};
+use crate::pool::{Completed, Phase, Pool, Removed, Retiring};
 use crate::runtime::{on_spawner_thread, runtime};
 use crate::worker::{self, Spawned, WorkerHandle};
 use snakepit_protocol::frame::FrameDecoder;
@@ -99,7 +99,7 @@ pub async fn keep_slot_filled(
     pool: Arc<Pool>,
     slot: usize,
     mut failures: u32,
-    replaces: Option<usize>,
+    replaces: Option<Retiring>,
 ) {
     loop {
         if failures > 0 {
@@ -118,7 +118,7 @@ pub async fn keep_slot_filled(
 }
 
 /// Starts the worker that will replace (recycle) the worker of `replaces`, in `slot`.
-pub fn start_replacement(pool: &Arc<Pool>, slot: usize, replaces: usize) {
+pub fn start_replacement(pool: &Arc<Pool>, slot: usize, replaces: Retiring) {
     runtime().spawn(keep_slot_filled(Arc::clone(pool), slot, 0, Some(replaces)));
 }
 
@@ -137,7 +137,7 @@ pub fn report_circuit(pool: &Pool, open: bool) {
 async fn start_worker(
     pool: &Arc<Pool>,
     slot: usize,
-    replaces: Option<usize>,
+    replaces: Option<Retiring>,
 ) -> Result<(), String> {
     let uid = NEXT_WORKER_UID.fetch_add(1, Relaxed);
     let config = pool.config.clone();

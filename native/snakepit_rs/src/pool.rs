@@ -74,6 +74,33 @@ struct InFlight {
     /// (it is sent a cancel frame) before it is killed.
     expired_at: Option<Instant>,
     cancel_sent: bool,
+    /// The worker was sent SIGKILL for not answering (once).
+    killed: bool,
+}
+
+impl InFlight {
+    fn new(
+        id: u64,
+        command: String,
+        reply_to: Option<ReplyTo>,
+        health_check: bool,
+        submitted: Instant,
+        dispatched: Instant,
+        timeout: Duration,
+    ) -> Self {
+        InFlight {
+            id,
+            command,
+            reply_to,
+            health_check,
+            submitted,
+            dispatched,
+            timeout,
+            expired_at: None,
+            cancel_sent: false,
+            killed: false,
+        }
+    }
 }
 
 /// A request waiting for a worker, already framed.
@@ -166,6 +193,10 @@ pub struct Counters {
     pub response_micros: AtomicU64,
 }
 
+/// A worker being recycled: its slot, and its uid (the slot may hold another worker by the time
+/// the replacement is ready).
+pub type Retiring = (usize, u64);
+
 /// Work decided under the lock and carried out after it is released.
 #[derive(Default)]
 #[must_use]
@@ -177,8 +208,8 @@ pub struct Effects {
     kills: Vec<Arc<WorkerHandle>>,
     /// Workers to ask to exit (request pipe closed).
     closes: Vec<Arc<WorkerHandle>>,
-    /// New slots whose worker must be started, replacing the worker of the second slot.
-    replacements: Vec<(usize, usize)>,
+    /// New slots whose worker must be started, replacing a recycled worker.
+    replacements: Vec<(usize, Retiring)>,
     /// The circuit opened (true) or closed (false).
     circuit: Option<bool>,
 }
@@ -326,17 +357,15 @@ impl Pool {
         if let Some(slot) = state.idle.pop_front() {
             let slot = &mut state.slots[slot];
             slot.status = SlotStatus::Busy;
-            slot.inflight = Some(InFlight {
+            slot.inflight = Some(InFlight::new(
                 id,
-                command: command.to_string(),
-                reply_to: Some(reply_to),
-                health_check: false,
-                submitted: now,
-                dispatched: now,
+                command.to_string(),
+                Some(reply_to),
+                false,
+                now,
+                now,
                 timeout,
-                expired_at: None,
-                cancel_sent: false,
-            });
+            ));
             let worker = Arc::clone(slot.worker.as_ref().expect("idle slot has a worker"));
             drop(state);
             worker.send_frame(frame);
@@ -478,7 +507,8 @@ impl Pool {
                             .frames
                             .push((Arc::clone(&worker), encode_cancel(inflight.id)));
                     }
-                    if now - expired_at >= grace {
+                    if now - expired_at >= grace && !inflight.killed {
+                        inflight.killed = true;
                         self.counters.workers_killed.fetch_add(1, Relaxed);
                         effects.kills.push(worker);
                     }
@@ -538,17 +568,15 @@ impl Pool {
         state.idle.retain(|&idle| idle != index);
         let slot = &mut state.slots[index];
         slot.status = SlotStatus::Busy;
-        slot.inflight = Some(InFlight {
+        slot.inflight = Some(InFlight::new(
             id,
-            command: HEALTH_CHECK_COMMAND.into(),
-            reply_to: None,
-            health_check: true,
-            submitted: now,
-            dispatched: now,
-            timeout: Duration::from_millis(self.config.health_check_timeout_ms),
-            expired_at: None,
-            cancel_sent: false,
-        });
+            HEALTH_CHECK_COMMAND.into(),
+            None,
+            true,
+            now,
+            now,
+            Duration::from_millis(self.config.health_check_timeout_ms),
+        ));
         self.counters.health_checks.fetch_add(1, Relaxed);
         let worker = Arc::clone(slot.worker.as_ref().unwrap());
         effects.frames.push((worker, frame));
@@ -642,17 +670,15 @@ impl Pool {
             }
             let slot = &mut state.slots[slot_index];
             slot.status = SlotStatus::Busy;
-            slot.inflight = Some(InFlight {
-                id: queued.id,
-                command: queued.command,
-                reply_to: Some(queued.reply_to),
-                health_check: false,
-                submitted: queued.enqueued,
-                dispatched: now,
-                timeout: queued.timeout,
-                expired_at: None,
-                cancel_sent: false,
-            });
+            slot.inflight = Some(InFlight::new(
+                queued.id,
+                queued.command,
+                Some(queued.reply_to),
+                false,
+                queued.enqueued,
+                now,
+                queued.timeout,
+            ));
             let worker = Arc::clone(slot.worker.as_ref().expect("slot has a worker"));
             effects.frames.push((worker, queued.frame));
             return;
@@ -683,7 +709,11 @@ impl Pool {
             }
         };
         self.counters.worker_recycles.fetch_add(1, Relaxed);
-        effects.replacements.push((new_index, index));
+        let uid = state.slots[index]
+            .worker
+            .as_ref()
+            .map_or(0, |worker| worker.uid);
+        effects.replacements.push((new_index, (index, uid)));
     }
 
     /// Puts a worker that completed its handshake into its slot and gives it work. If it
@@ -693,7 +723,7 @@ impl Pool {
         &self,
         slot_index: usize,
         worker: Arc<WorkerHandle>,
-        replaces: Option<usize>,
+        replaces: Option<Retiring>,
     ) -> bool {
         let mut effects = Effects::default();
         {
@@ -725,9 +755,9 @@ impl Pool {
     }
 
     /// The replaced worker of a recycled slot gets no new work and exits when done.
-    fn drain(&self, state: &mut State, index: usize, effects: &mut Effects) {
+    fn drain(&self, state: &mut State, (index, uid): Retiring, effects: &mut Effects) {
         let slot = &mut state.slots[index];
-        let Some(worker) = slot.worker.clone() else {
+        let Some(worker) = slot.worker.clone().filter(|worker| worker.uid == uid) else {
             return;
         };
         match slot.status {
