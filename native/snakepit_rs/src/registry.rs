@@ -29,9 +29,10 @@ pub fn record(path: &str, os_pid: u32) {
         lines: 0,
     });
     file.live.insert(os_pid);
+    // Never create the file: Elixir does, with the header that identifies this BEAM. A file
+    // without it would look like a dead run's to another BEAM's clean-up.
     let appended = fs::OpenOptions::new()
         .append(true)
-        .create(true)
         .open(path)
         .and_then(|mut out| writeln!(out, "{os_pid}"));
     if appended.is_ok() {
