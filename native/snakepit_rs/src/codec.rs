@@ -106,15 +106,16 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
     }
 
     fn write_integer(&mut self, term: Term<'a>) -> Result<(), EncodeError> {
-        let mut digits = itoa_buffer();
-        if let Ok(value) = term.decode::<i64>() {
-            write!(digits, "{value}").ok();
+        // itoa formats on the stack: no allocation per number.
+        let mut digits = itoa::Buffer::new();
+        let text = if let Ok(value) = term.decode::<i64>() {
+            digits.format(value)
         } else if let Ok(value) = term.decode::<u64>() {
-            write!(digits, "{value}").ok();
+            digits.format(value)
         } else {
             return Err(self.error("integer does not fit in 64 bits"));
-        }
-        self.out.extend_from_slice(digits.as_bytes());
+        };
+        self.out.extend_from_slice(text.as_bytes());
         Ok(())
     }
 
@@ -233,10 +234,6 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
             reason: reason.to_string(),
         }
     }
-}
-
-fn itoa_buffer() -> String {
-    String::with_capacity(20)
 }
 
 fn utf8(term: Term<'_>) -> Option<&str> {

@@ -30,7 +30,7 @@ pub fn encode_request(
 ) -> Result<(), RequestError> {
     begin_frame(out);
     out.extend_from_slice(b"{\"id\":");
-    out.extend_from_slice(id.to_string().as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
     out.extend_from_slice(b",\"command\":");
     write_json_str(out, head.command);
     out.extend_from_slice(b",\"args\":");
