@@ -1,6 +1,8 @@
 defmodule Snakepit.ExecuteTest do
   use ExUnit.Case, async: true
 
+  import Bitwise
+
   alias Snakepit.{Error, TestPool}
 
   setup do
@@ -70,6 +72,17 @@ defmodule Snakepit.ExecuteTest do
       )
 
     assert {:ok, ^args} = Snakepit.execute("echo", args, pool: pool)
+  end
+
+  test "workers start with default signal handling: subprocess exit statuses are real", %{
+    pool: pool
+  } do
+    # The BEAM ignores SIGCHLD; inherited, that made every child's exit status read as 0.
+    assert {:ok, %{"status" => 3, "sig_ign" => ignored}} =
+             Snakepit.execute("run_command", %{command: "exit 3"}, pool: pool)
+
+    sigchld = 1 <<< (17 - 1)
+    assert (String.to_integer(ignored, 16) &&& sigchld) == 0
   end
 
   test "what workers print is logged with the worker's id", %{pool: pool} do

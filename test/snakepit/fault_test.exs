@@ -160,6 +160,29 @@ defmodule Snakepit.FaultTest do
     end
   end
 
+  describe "frames larger than a pipe's buffer" do
+    test "back to back, then small ones, then a prompt stop" do
+      opts = [name: :"large_#{System.unique_integer([:positive])}", size: 1]
+
+      {:ok, pid} =
+        Snakepit.Pool.start_link([adapter_module: Snakepit.Adapters.TestWorker] ++ opts)
+
+      :ok = Snakepit.Pool.await_ready(opts[:name])
+      big = String.duplicate("z", 300_000)
+
+      # Regression: the writer that finishes a large frame in the background deadlocked on its
+      # own lock when done, so the next frame (or stop) to that worker waited forever.
+      for _ <- 1..5 do
+        assert {:ok, %{"data" => ^big}} =
+                 Snakepit.execute("echo", %{data: big}, pool: opts[:name])
+      end
+
+      assert {:ok, _} = Snakepit.execute("ping", %{}, pool: opts[:name])
+      stopper = Task.async(fn -> GenServer.stop(pid) end)
+      assert :ok = Task.await(stopper, 5_000)
+    end
+  end
+
   describe "a worker that breaks the protocol" do
     for {command, args} <- [
           {"garbage", %{}},

@@ -76,35 +76,50 @@ impl RequestPipe {
     /// Writes the backlog out, waiting for room without holding the lock.
     fn drain(&self) {
         loop {
-            let (fd, frame, mut written) = {
+            // Decided under one lock with `send`: either there is a frame to write, or draining
+            // ends here and the next `send` writes directly again.
+            let next = {
                 let mut state = self.state.lock();
                 match (state.fd.clone(), state.backlog.pop_front()) {
-                    (Some(fd), Some(frame)) => (fd, frame, std::mem::take(&mut state.written)),
-                    _ => return self.stop_draining(),
+                    (Some(fd), Some(frame)) => {
+                        Some((fd, frame, std::mem::take(&mut state.written)))
+                    }
+                    _ => {
+                        state.draining = false;
+                        state.backlog.clear();
+                        None
+                    }
                 }
             };
-            while written < frame.len() {
-                if self.state.lock().fd.is_none() {
-                    return self.stop_draining();
-                }
-                match wait_writable(fd.as_raw_fd()) {
-                    Ok(false) => continue,
-                    Ok(true) => match write_nonblocking(fd.as_raw_fd(), &frame[written..]) {
-                        Ok(n) => written += n,
-                        Err(_) => return self.stop_draining(),
-                    },
-                    Err(_) => return self.stop_draining(),
-                }
+            let Some((fd, frame, written)) = next else {
+                return;
+            };
+            if !self.write_rest(&fd, &frame, written) {
+                // Closed or broken: the worker is going away; what waits is dropped.
+                let mut state = self.state.lock();
+                state.draining = false;
+                state.backlog.clear();
+                return;
             }
         }
     }
 
-    fn stop_draining(&self) {
-        let mut state = self.state.lock();
-        state.draining = false;
-        if state.fd.is_none() {
-            state.backlog.clear();
+    /// Writes `frame[written..]`, waiting for room. False if the pipe was closed or broke.
+    fn write_rest(&self, fd: &OwnedFd, frame: &[u8], mut written: usize) -> bool {
+        while written < frame.len() {
+            if self.state.lock().fd.is_none() {
+                return false;
+            }
+            match wait_writable(fd.as_raw_fd()) {
+                Ok(false) => {}
+                Ok(true) => match write_nonblocking(fd.as_raw_fd(), &frame[written..]) {
+                    Ok(n) => written += n,
+                    Err(_) => return false,
+                },
+                Err(_) => return false,
+            }
         }
+        true
     }
 }
 

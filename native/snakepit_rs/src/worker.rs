@@ -84,6 +84,14 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
             place_fds(child_requests, child_replies)?;
             // Nothing else of the BEAM's (sockets, other workers' pipes) leaks into the worker.
             libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
+            // The BEAM ignores SIGCHLD (and SIGFPE), and ignored signals survive exec: a worker
+            // would then get no exit status from its own children (Python's subprocess reports 0
+            // for every command). Start with every signal at its default.
+            for signal in 1..32 {
+                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+            }
             // Own process group, so stopping the worker reaches everything it started.
             if libc::setpgid(0, 0) != 0 {
                 return Err(io::Error::last_os_error());

@@ -36,6 +36,14 @@ class TestAdapter(BaseAdapter):
         time.sleep(ms / 1000)
         return {"slept": ms, "pid": os.getpid()}
 
+    @tool(description="Run a shell command; return its exit status and the signals ignored")
+    def run_command(self, command):
+        import subprocess
+
+        with open(f"/proc/{os.getpid()}/status") as status:
+            ignored = next(line.split()[1] for line in status if line.startswith("SigIgn:"))
+        return {"status": subprocess.run(["/bin/sh", "-c", command]).returncode, "sig_ign": ignored}
+
     @tool(description="Raise ValueError(message)")
     def raise_error(self, message):
         raise ValueError(message)
