@@ -373,6 +373,26 @@ defmodule Snakepit.FaultTest do
       refute Enum.any?(os_pids, &os_process_alive?/1)
     end
 
+    test "a pool process killed outright still takes its workers with it" do
+      opts = [
+        name: :"killed_#{System.unique_integer([:positive])}",
+        size: 2,
+        adapter_module: Snakepit.Adapters.TestWorker
+      ]
+
+      {:ok, pid} = Snakepit.Pool.start_link(opts)
+      Process.unlink(pid)
+      :ok = Snakepit.Pool.await_ready(opts[:name])
+      os_pids = Snakepit.Pool.os_pids(opts[:name])
+
+      # No terminate/2 runs: the native pool notices its owner's death through a monitor.
+      Process.exit(pid, :kill)
+      eventually(fn -> not Enum.any?(os_pids, &os_process_alive?/1) end)
+
+      assert {:error, %Error{reason: :pool_shutdown}} =
+               Snakepit.execute("ping", %{}, pool: opts[:name])
+    end
+
     test "stops what workers started, with their process group" do
       opts = [
         name: :"parents_#{System.unique_integer([:positive])}",
