@@ -51,7 +51,7 @@ class Dispatcher:
         if type(request) is not dict:
             raise ProtocolViolation("request is not a JSON object")
         if "cancel" in request:
-            return  # reserved for a later protocol version; v1 ignores it
+            return  # cancel: tools run one at a time here, so there is nothing to stop
         request_id = request.get("id")
         if type(request_id) is not int or request_id < 0:
             raise ProtocolViolation(f"request has no usable id: {request_id!r}")
