@@ -54,9 +54,11 @@ defmodule Snakepit.CrashStormTest do
       1_000
     )
 
-    stats = Snakepit.get_stats(pool)
-    assert stats.requests == ok + Map.get(errors, :worker_crashed, 0)
-    assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
+    assert Snakepit.get_stats(pool).requests == ok + Map.get(errors, :worker_crashed, 0)
+    # A SIGKILL sent at the storm's very end may land (on a loaded machine) after the pool
+    # counted that worker as available: a request sent to it then fails as :worker_crashed,
+    # as it should. The pool serves again once it has seen the last death.
+    assert eventually(fn -> match?({:ok, _}, Snakepit.execute("ping", %{}, pool: pool)) end)
   end
 
   defp call_until(pool, caller, stop_at, tally) do
