@@ -70,7 +70,7 @@ defmodule Snakepit.FaultTest do
     end
 
     test "a worker that never answers is killed after the grace period; one that answers is kept" do
-      pool = start_test_workers!(size: 1, cancel_grace: 300)
+      pool = start_test_workers!(size: 1, cancel_grace: 1_000)
       patient = only_worker_pid(pool)
 
       # Answers 100 ms after its timeout: within the grace period, so it is kept, and it was
@@ -130,12 +130,14 @@ defmodule Snakepit.FaultTest do
       pool = start_test_workers!(size: 1, cancel_grace: 100)
       hung = only_worker_pid(pool)
 
+      # The caller is killed well before its timeout (1 s, long enough on a loaded machine).
       {caller, ref} =
-        spawn_monitor(fn -> Snakepit.execute("hang", %{}, pool: pool, timeout: 100) end)
+        spawn_monitor(fn -> Snakepit.execute("hang", %{}, pool: pool, timeout: 1_000) end)
 
       eventually(fn -> Snakepit.get_stats(pool).busy == 1 end)
       Process.exit(caller, :kill)
       assert_receive {:DOWN, ^ref, :process, _, :killed}
+      assert Snakepit.get_stats(pool).timeouts == 0
 
       eventually(fn -> not os_process_alive?(hung) end)
       assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)

@@ -17,17 +17,17 @@ defmodule Snakepit.QueueTest do
     marker = Path.join(dir, "ran")
 
     busy =
-      Task.async(fn -> Snakepit.execute("sleep", %{ms: 1_000, marker: marker}, pool: pool) end)
+      Task.async(fn -> Snakepit.execute("sleep", %{ms: 2_000, marker: marker}, pool: pool) end)
 
-    TestPool.eventually(fn -> marker_lines(marker) == ["1000"] end)
+    TestPool.eventually(fn -> marker_lines(marker) == ["2000"] end)
 
     assert {:error, %Error{reason: :queue_timeout, category: :pool}} =
              Snakepit.execute("sleep", %{ms: 1, marker: marker}, pool: pool)
 
-    assert {:ok, %{"slept" => 1000}} = Task.await(busy)
+    assert {:ok, %{"slept" => 2000}} = Task.await(busy)
     # FIFO: had the timed-out request been sent to the worker, it would have run before this one.
     assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
-    assert marker_lines(marker) == ["1000"]
+    assert marker_lines(marker) == ["2000"]
     assert %{queue_timeouts: 1, queued: 0} = Snakepit.get_stats(pool)
   end
 
@@ -77,11 +77,11 @@ defmodule Snakepit.QueueTest do
 
   test "a queued request's execution timeout counts from when it reaches a worker" do
     pool = TestPool.start!(size: 1)
-    first = Task.async(fn -> Snakepit.execute("sleep", %{ms: 300}, pool: pool) end)
+    first = Task.async(fn -> Snakepit.execute("sleep", %{ms: 1_200}, pool: pool) end)
     TestPool.eventually(fn -> Snakepit.get_stats(pool).busy == 1 end)
-    # Waits ~300 ms in the queue, then runs 200 ms: within its 250 ms execution timeout.
-    assert {:ok, %{"slept" => 200}} =
-             Snakepit.execute("sleep", %{ms: 200}, pool: pool, timeout: 250)
+    # Waits about 1.2 s in the queue, longer than its 600 ms execution timeout, then runs 100 ms.
+    assert {:ok, %{"slept" => 100}} =
+             Snakepit.execute("sleep", %{ms: 100}, pool: pool, timeout: 600)
 
     assert {:ok, _} = Task.await(first)
   end
