@@ -105,21 +105,16 @@ defmodule Snakepit.FaultTest do
     end
 
     test "stopping a pool whose worker stopped reading mid-frame does not hang" do
-      opts = [name: :"frozen_#{System.unique_integer([:positive])}", size: 1, shutdown_grace: 200]
-
-      {:ok, pid} =
-        Snakepit.Pool.start_link([adapter_module: Snakepit.Adapters.TestWorker] ++ opts)
-
-      :ok = Snakepit.Pool.await_ready(opts[:name])
-      [frozen] = Snakepit.Pool.os_pids(opts[:name])
+      {pid, name} = start_owned_test_workers!(size: 1, shutdown_grace: 200)
+      [frozen] = Snakepit.Pool.os_pids(name)
       os_kill(frozen, "STOP")
 
       caller =
         Task.async(fn ->
-          Snakepit.execute("echo", %{data: String.duplicate("y", 500_000)}, pool: opts[:name])
+          Snakepit.execute("echo", %{data: String.duplicate("y", 500_000)}, pool: name)
         end)
 
-      eventually(fn -> Snakepit.get_stats(opts[:name]).busy == 1 end)
+      eventually(fn -> Snakepit.get_stats(name).busy == 1 end)
 
       :ok = GenServer.stop(pid)
       assert {:error, %Error{reason: :pool_shutdown}} = Task.await(caller)
@@ -164,22 +159,16 @@ defmodule Snakepit.FaultTest do
 
   describe "frames larger than a pipe's buffer" do
     test "back to back, then small ones, then a prompt stop" do
-      opts = [name: :"large_#{System.unique_integer([:positive])}", size: 1]
-
-      {:ok, pid} =
-        Snakepit.Pool.start_link([adapter_module: Snakepit.Adapters.TestWorker] ++ opts)
-
-      :ok = Snakepit.Pool.await_ready(opts[:name])
+      {pid, name} = start_owned_test_workers!(size: 1)
       big = String.duplicate("z", 300_000)
 
       # Regression: the writer that finishes a large frame in the background deadlocked on its
       # own lock when done, so the next frame (or stop) to that worker waited forever.
       for _ <- 1..5 do
-        assert {:ok, %{"data" => ^big}} =
-                 Snakepit.execute("echo", %{data: big}, pool: opts[:name])
+        assert {:ok, %{"data" => ^big}} = Snakepit.execute("echo", %{data: big}, pool: name)
       end
 
-      assert {:ok, _} = Snakepit.execute("ping", %{}, pool: opts[:name])
+      assert {:ok, _} = Snakepit.execute("ping", %{}, pool: name)
       stopper = Task.async(fn -> GenServer.stop(pid) end)
       assert :ok = Task.await(stopper, 5_000)
     end
@@ -356,19 +345,12 @@ defmodule Snakepit.FaultTest do
 
   describe "stopping" do
     test "never hangs: a worker that ignores SIGTERM and hangs is killed after the grace period" do
-      opts = [
-        name: :"stubborn_#{System.unique_integer([:positive])}",
-        size: 2,
-        shutdown_grace: 300,
-        adapter_module: Snakepit.Adapters.TestWorker,
-        adapter_args: ["--ignore-sigterm"]
-      ]
+      {pid, name} =
+        start_owned_test_workers!(shutdown_grace: 300, adapter_args: ["--ignore-sigterm"])
 
-      {:ok, pid} = Snakepit.Pool.start_link(opts)
-      :ok = Snakepit.Pool.await_ready(opts[:name])
-      os_pids = Snakepit.Pool.os_pids(opts[:name])
-      caller = Task.async(fn -> Snakepit.execute("hang", %{}, pool: opts[:name]) end)
-      eventually(fn -> Snakepit.get_stats(opts[:name]).busy == 1 end)
+      os_pids = Snakepit.Pool.os_pids(name)
+      caller = Task.async(fn -> Snakepit.execute("hang", %{}, pool: name) end)
+      eventually(fn -> Snakepit.get_stats(name).busy == 1 end)
 
       :ok = GenServer.stop(pid)
       assert {:error, %Error{reason: :pool_shutdown}} = Task.await(caller)
@@ -376,37 +358,21 @@ defmodule Snakepit.FaultTest do
     end
 
     test "a pool process killed outright still takes its workers with it" do
-      opts = [
-        name: :"killed_#{System.unique_integer([:positive])}",
-        size: 2,
-        adapter_module: Snakepit.Adapters.TestWorker
-      ]
-
-      {:ok, pid} = Snakepit.Pool.start_link(opts)
+      {pid, name} = start_owned_test_workers!()
       Process.unlink(pid)
-      :ok = Snakepit.Pool.await_ready(opts[:name])
-      os_pids = Snakepit.Pool.os_pids(opts[:name])
+      os_pids = Snakepit.Pool.os_pids(name)
 
       # No terminate/2 runs: the native pool notices its owner's death through a monitor.
       Process.exit(pid, :kill)
       eventually(fn -> not Enum.any?(os_pids, &os_process_alive?/1) end)
 
-      assert {:error, %Error{reason: :pool_shutdown}} =
-               Snakepit.execute("ping", %{}, pool: opts[:name])
+      assert {:error, %Error{reason: :pool_shutdown}} = Snakepit.execute("ping", %{}, pool: name)
     end
 
     test "stops what workers started, with their process group" do
-      opts = [
-        name: :"parents_#{System.unique_integer([:positive])}",
-        size: 1,
-        adapter_module: Snakepit.Adapters.TestWorker
-      ]
+      {pid, name} = start_owned_test_workers!(size: 1)
 
-      {:ok, pid} = Snakepit.Pool.start_link(opts)
-      :ok = Snakepit.Pool.await_ready(opts[:name])
-
-      {:ok, %{"child_pid" => child}} =
-        Snakepit.execute("spawn_child", %{sleep_s: 60}, pool: opts[:name])
+      {:ok, %{"child_pid" => child}} = Snakepit.execute("spawn_child", %{sleep_s: 60}, pool: name)
 
       assert os_process_alive?(child)
 

@@ -51,14 +51,26 @@ defmodule Snakepit.TestPool do
 
   @doc "Starts a supervised pool of `Snakepit.Adapters.TestWorker` processes and waits for it."
   def start_test_workers!(opts \\ []) do
+    opts = test_worker_options(opts)
+    start_supervised!({Snakepit.Pool, opts}, id: opts[:name])
+    :ok = Snakepit.Pool.await_ready(opts[:name], 30_000)
+    opts[:name]
+  end
+
+  @doc """
+  Like `start_test_workers!/1`, but the pool is linked to the test, not supervised, for tests that
+  stop or kill it themselves. Returns `{pid, name}`.
+  """
+  def start_owned_test_workers!(opts \\ []) do
+    opts = test_worker_options(opts)
+    {:ok, pid} = Snakepit.Pool.start_link(opts)
+    :ok = Snakepit.Pool.await_ready(opts[:name], 30_000)
+    {pid, opts[:name]}
+  end
+
+  defp test_worker_options(opts) do
     name = :"fault_pool_#{System.unique_integer([:positive])}"
-
-    opts =
-      Keyword.merge([name: name, size: 2, adapter_module: Snakepit.Adapters.TestWorker], opts)
-
-    start_supervised!({Snakepit.Pool, opts}, id: name)
-    :ok = Snakepit.Pool.await_ready(name, 30_000)
-    name
+    Keyword.merge([name: name, size: 2, adapter_module: Snakepit.Adapters.TestWorker], opts)
   end
 
   @doc "OS pid of the only worker of a pool of size 1."
