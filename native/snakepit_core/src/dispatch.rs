@@ -1,0 +1,480 @@
+//! The dispatch state machine, request side: submit, replies, the caller's deadline check and
+//! callers that died while waiting. Worker life cycle is in `workers.rs`, the timer's side in
+//! `deadlines.rs`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::effects::{Effects, Failure, Send};
+use crate::outcome::{Counters, Outcome, Stats};
+use crate::queue::{Queue, Waiting};
+use crate::slot::{InFlight, Kind, Slot, SlotStatus, WorkerInfo};
+use crate::{Config, Host};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    /// The initial starts are under way; requests queue.
+    Starting,
+    Running,
+    Stopping,
+}
+
+/// A request to run, framed by the host with its id.
+pub struct Request<H: Host> {
+    pub id: u64,
+    pub command: String,
+    pub frame: Vec<u8>,
+    pub reply: H::Reply,
+    /// Execution timeout, counted from when a worker gets it.
+    pub timeout: Duration,
+}
+
+/// Where an accepted request went.
+pub enum Submitted<H: Host> {
+    /// To this idle worker: the host writes the frame.
+    Run { worker: H::Worker, frame: Vec<u8> },
+    /// Into the queue: the host may attach a monitor of the caller ([`Dispatch::attach_monitor`]).
+    Queued,
+}
+
+/// Why a request was not accepted. Rejected requests are not counted as requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    Shutdown,
+    Saturated { max: usize },
+    CircuitOpen { failures: u32 },
+}
+
+/// What [`Dispatch::check_deadline`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Deadline<L> {
+    /// Not expired: check again after this long.
+    Wait(Duration),
+    /// Expired and withdrawn: no reply will be sent; the caller reports this failure.
+    Expired(Failure<L>),
+    /// Answered: the reply is in, or on its way to, the caller.
+    Replied,
+}
+
+/// What a worker's reply completed.
+pub enum Completed<R> {
+    /// A request; `None` when it already had its outcome (timed out): discard the reply.
+    Request(Option<R>),
+    HealthCheck {
+        ok: bool,
+    },
+    /// Not the request this worker runs: the worker is broken.
+    Unexpected(String),
+    /// From a worker no longer installed in that slot (or a stopping pool): ignore it.
+    Stale,
+}
+
+/// A request waiting for a worker.
+pub struct Queued<H: Host> {
+    pub id: u64,
+    pub command: String,
+    pub frame: Vec<u8>,
+    pub reply: H::Reply,
+    pub enqueued: Instant,
+    pub timeout: Duration,
+    pub monitor: Option<H::Monitor>,
+}
+
+impl<H: Host> Waiting for Queued<H> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+pub struct Dispatch<H: Host> {
+    pub(crate) config: Config,
+    pub(crate) phase: Phase,
+    pub(crate) slots: Vec<Slot<H>>,
+    /// Idle slots, longest idle first, so work spreads over all workers.
+    pub(crate) idle: VecDeque<usize>,
+    pub(crate) queue: Queue<Queued<H>>,
+    /// Consecutive failed starts across the pool.
+    pub(crate) start_failures: u32,
+    /// Too many consecutive failed starts: while no worker runs, requests fail at once.
+    pub(crate) circuit_open: bool,
+    pub(crate) counters: Counters,
+    /// Initial starts not yet resolved, and the last error among them.
+    pub(crate) initial_pending: usize,
+    pub(crate) last_start_error: String,
+    /// The latest time seen: clocks passed in are clamped to it, so time never runs backwards
+    /// here even when callers read the clock before taking the lock.
+    now: Instant,
+    /// When the host's timer is due next; a new deadline before it sets `wake`.
+    pub(crate) timer_at: Option<Instant>,
+    wake: bool,
+}
+
+impl<H: Host> Dispatch<H> {
+    /// A pool whose `config.size` workers must be started now (the returned effects say so).
+    pub fn new(config: Config, now: Instant) -> (Self, Effects<H>) {
+        let slots = (0..config.size)
+            .map(|_| {
+                let mut slot = Slot::new(SlotStatus::Starting, now);
+                slot.initial = true;
+                slot
+            })
+            .collect();
+        let mut effects = Effects::default();
+        effects.starts.extend(0..config.size);
+        let dispatch = Dispatch {
+            queue: Queue::new(config.size),
+            initial_pending: config.size,
+            config,
+            phase: Phase::Starting,
+            slots,
+            idle: VecDeque::new(),
+            start_failures: 0,
+            circuit_open: false,
+            counters: Counters::default(),
+            last_start_error: String::new(),
+            now,
+            timer_at: None,
+            wake: false,
+        };
+        (dispatch, effects)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Accepts a request: to an idle worker at once, or into the queue.
+    pub fn submit(&mut self, request: Request<H>, now: Instant) -> Result<Submitted<H>, Rejected> {
+        let now = self.clock(now);
+        if self.phase == Phase::Stopping {
+            return Err(Rejected::Shutdown);
+        }
+        if self.circuit_open && self.live_workers() == 0 {
+            self.counters.circuit_rejections += 1;
+            return Err(Rejected::CircuitOpen {
+                failures: self.config.max_start_failures,
+            });
+        }
+        if let Some(slot) = self.idle.pop_front() {
+            self.counters.requests += 1;
+            let Request {
+                id,
+                command,
+                frame,
+                reply,
+                timeout,
+            } = request;
+            let inflight = InFlight {
+                id,
+                kind: Kind::Request,
+                command,
+                reply: Some(reply),
+                submitted: now,
+                dispatched: now,
+                timeout,
+                expired_at: None,
+                cancel_sent: false,
+                killed: false,
+            };
+            let worker = self.run(slot, inflight);
+            return Ok(Submitted::Run { worker, frame });
+        }
+        if self.queue.len() >= self.config.max_queue_size {
+            self.counters.pool_saturated += 1;
+            return Err(Rejected::Saturated {
+                max: self.config.max_queue_size,
+            });
+        }
+        self.counters.requests += 1;
+        if self.queue.is_empty() {
+            self.note_deadline(now + self.config.queue_timeout);
+        }
+        self.queue.push(
+            Queued {
+                id: request.id,
+                command: request.command,
+                frame: request.frame,
+                reply: request.reply,
+                enqueued: now,
+                timeout: request.timeout,
+                monitor: None,
+            },
+            None,
+        );
+        Ok(Submitted::Queued)
+    }
+
+    /// Attaches the caller's monitor to its queued request, so that it is removed when the
+    /// request leaves the queue. Gives the monitor back if the request already left.
+    pub fn attach_monitor(&mut self, id: u64, monitor: H::Monitor) -> Result<(), H::Monitor> {
+        match self.queue.get_mut(id) {
+            Some(queued) => {
+                queued.monitor = Some(monitor);
+                Ok(())
+            }
+            None => Err(monitor),
+        }
+    }
+
+    /// Called by the waiting caller when its wait ran out: withdraws request `id` if it is past
+    /// its deadline (the queue timeout while queued, the execution timeout while running), else
+    /// says how long it still has. Atomic with replies: a withdrawn request is never answered.
+    pub fn check_deadline(&mut self, id: u64, now: Instant) -> (Deadline<H::Loss>, Effects<H>) {
+        let now = self.clock(now);
+        let mut effects = Effects::default();
+        let queue_timeout = self.config.queue_timeout;
+        if let Some(queued) = self.queue.get(id) {
+            let waited = now.saturating_duration_since(queued.enqueued);
+            if waited < queue_timeout {
+                // Check again by the queue deadline, or one execution timeout from now: the
+                // request may reach a worker meanwhile, and its execution timeout starts then.
+                let wait = (queue_timeout - waited).min(queued.timeout);
+                return (Deadline::Wait(wait), effects);
+            }
+            let queued = self.queue.remove(id).expect("found above");
+            effects.demonitors.extend(queued.monitor);
+            self.counters.record(Outcome::QueueTimeout, None);
+            return (Deadline::Expired(Failure::QueueTimeout { waited }), effects);
+        }
+        let grace = self.config.cancel_grace;
+        for slot in &mut self.slots {
+            let Some(inflight) = slot.inflight.as_mut().filter(|i| i.id == id && i.pending())
+            else {
+                continue;
+            };
+            let ran = now.saturating_duration_since(inflight.dispatched);
+            if ran < inflight.timeout {
+                return (Deadline::Wait(inflight.timeout - ran), effects);
+            }
+            let (_reply, failure) =
+                expire(&mut self.counters, inflight, now).expect("a pending request expires");
+            inflight.cancel_sent = true;
+            let worker = slot.worker().expect("a running slot has a worker").clone();
+            effects.sends.push((worker, Send::Cancel(id)));
+            self.note_deadline(now + grace);
+            return (Deadline::Expired(failure), effects);
+        }
+        (Deadline::Replied, effects)
+    }
+
+    /// A worker answered request `id` (`failed`: with an error). Frees the worker or hands it
+    /// the next queued request, and says what the answer completed.
+    pub fn on_reply(
+        &mut self,
+        slot_index: usize,
+        uid: u64,
+        id: u64,
+        failed: bool,
+        now: Instant,
+    ) -> (Completed<H::Reply>, Effects<H>) {
+        let now = self.clock(now);
+        let mut effects = Effects::default();
+        let slot = &mut self.slots[slot_index];
+        if self.phase == Phase::Stopping || !slot.holds(uid) {
+            return (Completed::Stale, effects);
+        }
+        match &slot.inflight {
+            Some(inflight) if inflight.id == id => {}
+            Some(inflight) => {
+                let detail = format!(
+                    "reply for request {id} while request {} is running",
+                    inflight.id
+                );
+                return (Completed::Unexpected(detail), effects);
+            }
+            None => {
+                let detail = format!("reply for request {id}, which is not running");
+                return (Completed::Unexpected(detail), effects);
+            }
+        }
+        let inflight = slot.inflight.take().expect("matched above");
+        slot.last_active = now;
+        if inflight.kind == Kind::HealthCheck {
+            if failed {
+                // The worker is broken and is about to be replaced: no new work for it.
+                return (Completed::HealthCheck { ok: false }, effects);
+            }
+        } else {
+            slot.requests += 1;
+            slot.served += 1;
+        }
+        if !slot.retiring && self.worn_out(slot_index, now) {
+            self.retire(slot_index, &mut effects);
+        }
+        self.next_request(slot_index, now, &mut effects);
+        let completed = match inflight.kind {
+            Kind::HealthCheck => Completed::HealthCheck { ok: true },
+            Kind::Request => {
+                if inflight.reply.is_some() {
+                    let outcome = if failed {
+                        Outcome::WorkerError
+                    } else {
+                        Outcome::Completed
+                    };
+                    let answered = now.saturating_duration_since(inflight.submitted);
+                    self.counters.record(outcome, Some(answered));
+                }
+                Completed::Request(inflight.reply)
+            }
+        };
+        (completed, effects)
+    }
+
+    /// The caller of a queued request died (its monitor fired): the request is dropped, never
+    /// run. False if no queued request had that monitor.
+    pub fn caller_down(&mut self, is_its_monitor: impl Fn(&H::Monitor) -> bool) -> bool {
+        let removed = self
+            .queue
+            .remove_first(|queued| queued.monitor.as_ref().is_some_and(&is_its_monitor));
+        if removed.is_some() {
+            self.counters.record(Outcome::CallerGone, None);
+        }
+        removed.is_some()
+    }
+
+    /// Gives slot `slot_index` its next queued request, or marks it idle (or, draining, lets
+    /// its worker go). Requests that waited past the queue timeout fail and never run.
+    pub(crate) fn next_request(
+        &mut self,
+        slot_index: usize,
+        now: Instant,
+        effects: &mut Effects<H>,
+    ) {
+        let slot = &self.slots[slot_index];
+        if slot.status == SlotStatus::Draining {
+            effects.closes.extend(slot.worker().cloned());
+            return;
+        }
+        let queue_timeout = self.config.queue_timeout;
+        while let Some(queued) = self.queue.dequeue_for(slot_index) {
+            effects.demonitors.extend(queued.monitor);
+            let waited = now.saturating_duration_since(queued.enqueued);
+            if waited >= queue_timeout {
+                self.counters.record(Outcome::QueueTimeout, None);
+                effects
+                    .failures
+                    .push((queued.reply, Failure::QueueTimeout { waited }));
+                continue;
+            }
+            let inflight = InFlight {
+                id: queued.id,
+                kind: Kind::Request,
+                command: queued.command,
+                reply: Some(queued.reply),
+                submitted: queued.enqueued,
+                dispatched: now,
+                timeout: queued.timeout,
+                expired_at: None,
+                cancel_sent: false,
+                killed: false,
+            };
+            let worker = self.run(slot_index, inflight);
+            effects.sends.push((worker, Send::Frame(queued.frame)));
+            return;
+        }
+        self.slots[slot_index].status = SlotStatus::Idle;
+        self.idle.push_back(slot_index);
+        if let Some(due) = self.idle_deadline(slot_index) {
+            self.note_deadline(due);
+        }
+    }
+
+    /// Puts `inflight` on slot `slot_index`'s worker; returns the worker to write to.
+    pub(crate) fn run(&mut self, slot_index: usize, inflight: InFlight<H>) -> H::Worker {
+        let deadline = inflight.deadline();
+        let slot = &mut self.slots[slot_index];
+        slot.status = SlotStatus::Busy;
+        slot.inflight = Some(inflight);
+        let worker = slot
+            .worker()
+            .expect("a slot given work has a worker")
+            .clone();
+        self.note_deadline(deadline);
+        worker
+    }
+
+    /// Clamps `now` to the latest time seen.
+    pub(crate) fn clock(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    /// A new deadline: if it comes before the timer's, the timer must wake up early.
+    pub(crate) fn note_deadline(&mut self, at: Instant) {
+        if self.timer_at.is_none_or(|timer| at < timer) {
+            self.timer_at = Some(at);
+            self.wake = true;
+        }
+    }
+
+    /// Whether the host's timer must be woken (a deadline earlier than it was set for appeared);
+    /// reading it clears it.
+    pub fn take_wake(&mut self) -> bool {
+        std::mem::take(&mut self.wake)
+    }
+
+    pub(crate) fn live_workers(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| slot.worker.is_some())
+            .count()
+    }
+
+    /// One consistent snapshot of counters and occupancy.
+    pub fn stats(&self) -> Stats {
+        let busy = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s.status, SlotStatus::Busy | SlotStatus::Draining))
+            .count();
+        let in_flight = self
+            .slots
+            .iter()
+            .filter(|s| s.inflight.as_ref().is_some_and(InFlight::pending))
+            .count();
+        Stats {
+            counters: self.counters.clone(),
+            workers: self.live_workers(),
+            available: self.idle.len(),
+            busy,
+            in_flight,
+            queued: self.queue.len(),
+            circuit_open: self.circuit_open,
+        }
+    }
+
+    /// Every slot in use, with its worker.
+    pub fn workers(&self) -> Vec<WorkerInfo<H::Worker>> {
+        self.slots
+            .iter()
+            .filter(|slot| slot.status != SlotStatus::Vacant)
+            .map(|slot| WorkerInfo {
+                worker: slot.worker().cloned(),
+                status: slot.status,
+                requests: slot.requests,
+            })
+            .collect()
+    }
+}
+
+/// Takes the caller away from a running request past its timeout: records the outcome and
+/// returns the reply target with the failure. The worker stays busy (no new work) until it
+/// answers, or is killed once the cancel grace is over.
+pub(crate) fn expire<H: Host>(
+    counters: &mut Counters,
+    inflight: &mut InFlight<H>,
+    now: Instant,
+) -> Option<(H::Reply, Failure<H::Loss>)> {
+    inflight.expired_at = Some(now);
+    let reply = inflight.reply.take()?;
+    counters.record(Outcome::Timeout, None);
+    let failure = Failure::Timeout {
+        command: inflight.command.clone(),
+        timeout: inflight.timeout,
+    };
+    Some((reply, failure))
+}

@@ -1,0 +1,87 @@
+//! What a call on [`crate::Dispatch`] decided, for the host to carry out after unlocking.
+
+use std::time::Duration;
+
+use crate::Host;
+
+/// Something to write to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Send {
+    /// A framed request, as the host built it.
+    Frame(Vec<u8>),
+    /// Ask the worker to stop request `id` (its execution timeout passed).
+    Cancel(u64),
+    /// A health check with this request id.
+    HealthCheck(u64),
+}
+
+/// Why a request failed, for the host to turn into its own error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure<L> {
+    /// It waited this long for a worker, past the queue timeout; it never ran.
+    QueueTimeout { waited: Duration },
+    /// It ran past its execution timeout.
+    Timeout { command: String, timeout: Duration },
+    /// Its worker went away while running it.
+    Lost(L),
+    /// The pool stopped first.
+    Shutdown,
+    /// It waited while no worker ran and the last `failures` starts failed.
+    CircuitOpen { failures: u32 },
+}
+
+/// Pool-level news for the owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The initial starts are done and `started` workers run.
+    Ready { started: usize },
+    /// No initial start succeeded (the last error); the pool keeps retrying with back-off.
+    StartFailed { message: String },
+    /// `failures` starts failed in a row.
+    CircuitOpened { failures: u32 },
+    /// A worker started after the circuit opened.
+    CircuitClosed,
+}
+
+/// Work decided under the lock, carried out after it is released, in field order.
+#[must_use]
+pub struct Effects<H: Host> {
+    pub sends: Vec<(H::Worker, Send)>,
+    /// Requests to answer with an error.
+    pub failures: Vec<(H::Reply, Failure<H::Loss>)>,
+    /// Monitors of callers whose request left the queue.
+    pub demonitors: Vec<H::Monitor>,
+    /// Workers to kill (SIGKILL to the process group).
+    pub kills: Vec<H::Worker>,
+    /// Workers to ask to exit (close their request pipe).
+    pub closes: Vec<H::Worker>,
+    /// Slots whose worker must be started now.
+    pub starts: Vec<usize>,
+    pub events: Vec<Event>,
+}
+
+impl<H: Host> Default for Effects<H> {
+    fn default() -> Self {
+        Effects {
+            sends: Vec::new(),
+            failures: Vec::new(),
+            demonitors: Vec::new(),
+            kills: Vec::new(),
+            closes: Vec::new(),
+            starts: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
+impl<H: Host> Effects<H> {
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty()
+            && self.failures.is_empty()
+            && self.demonitors.is_empty()
+            && self.kills.is_empty()
+            && self.closes.is_empty()
+            && self.starts.is_empty()
+            && self.events.is_empty()
+    }
+}

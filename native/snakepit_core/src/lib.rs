@@ -1,0 +1,47 @@
+//! snakepit_core: the dispatch state machine of a snakepit_rs pool, free of rustler and of I/O.
+//!
+//! Everything that decides *what happens* to a request or a worker lives here; everything that
+//! *makes it happen* (writing frames, sending replies, signalling processes, timers) lives in the
+//! NIF crate, which holds a [`Dispatch`] behind one mutex and carries out the [`Effects`] each call
+//! returns after unlocking. The clock is passed into every call, so the timing rules (queue
+//! timeout, execution timeout, cancel grace, health checks, recycling, start back-off) are tested
+//! here with plain `cargo test`, without sleeping.
+//!
+//! # Layout
+//! - [`dispatch`]: [`Dispatch`] — requests: submit, replies, caller deadlines, dropped callers.
+//! - [`workers`]: worker life cycle on [`Dispatch`] — up, down, failed starts and back-off,
+//!   recycling, stop.
+//! - [`deadlines`]: the timer's side — [`Dispatch::tick`] and [`Dispatch::next_deadline`].
+//! - [`queue`]: the global FIFO plus one FIFO per slot.
+//! - [`slot`]: one place for a worker, and the request it runs.
+//! - [`effects`]: what a call decided — [`Effects`], [`Failure`], [`Event`].
+//! - [`outcome`]: how each accepted request ended, and the [`Counters`] derived from it.
+//! - [`config`]: the pool's rules, as durations and limits.
+
+pub mod config;
+pub mod deadlines;
+pub mod dispatch;
+pub mod effects;
+pub mod outcome;
+pub mod queue;
+pub mod slot;
+pub mod workers;
+
+pub use config::Config;
+pub use dispatch::{Completed, Deadline, Dispatch, Phase, Rejected, Request, Submitted};
+pub use effects::{Effects, Event, Failure, Send};
+pub use outcome::{Counters, Outcome, Stats};
+pub use slot::{SlotStatus, WorkerInfo};
+pub use workers::Removed;
+
+/// The types the host (the NIF, or a test) plugs into the state machine.
+pub trait Host {
+    /// A handle to a running worker: frames are written to it, signals sent to it.
+    type Worker: Clone;
+    /// Where a request's outcome goes. Dropped unanswered only when its caller is gone.
+    type Reply;
+    /// A monitor of a caller waiting in the queue, removed once the request leaves the queue.
+    type Monitor;
+    /// Why a worker's running request was lost (it crashed, it broke the protocol).
+    type Loss: Clone;
+}

@@ -1,0 +1,103 @@
+//! How each accepted request ended. Counters are derived from outcomes only, so that they (and
+//! the telemetry to come) can never disagree: every accepted request is recorded exactly once.
+
+use std::time::Duration;
+
+/// The one way an accepted request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered with a result.
+    Completed,
+    /// Answered with the worker's error (the command raised, or is unknown).
+    WorkerError,
+    /// Ran past its execution timeout.
+    Timeout,
+    /// Waited past the queue timeout; never ran.
+    QueueTimeout,
+    /// Its worker crashed or broke the protocol while running it.
+    Lost,
+    /// The pool stopped first.
+    Shutdown,
+    /// Waited while the circuit opened.
+    CircuitOpen,
+    /// Its caller died while it waited; dropped, never run, never answered.
+    CallerGone,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Completed,
+        Outcome::WorkerError,
+        Outcome::Timeout,
+        Outcome::QueueTimeout,
+        Outcome::Lost,
+        Outcome::Shutdown,
+        Outcome::CircuitOpen,
+        Outcome::CallerGone,
+    ];
+
+    /// Answered with an error.
+    pub fn is_error(self) -> bool {
+        !matches!(self, Outcome::Completed | Outcome::CallerGone)
+    }
+}
+
+/// Monotonic counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Accepted requests.
+    pub requests: u64,
+    /// Per outcome, indexed as [`Outcome::ALL`].
+    pub outcomes: [u64; 8],
+    /// Rejected at submit: the queue was full.
+    pub pool_saturated: u64,
+    /// Rejected at submit: the circuit was open and no worker ran.
+    pub circuit_rejections: u64,
+    /// Sum of submit-to-answer times of requests a worker answered.
+    pub response_time: Duration,
+    pub worker_crashes: u64,
+    pub worker_starts: u64,
+    pub worker_start_failures: u64,
+    pub workers_killed: u64,
+    pub worker_recycles: u64,
+    pub health_checks: u64,
+}
+
+impl Counters {
+    /// Records how one accepted request ended; `answered` is the submit-to-answer time when a
+    /// worker answered it.
+    pub fn record(&mut self, outcome: Outcome, answered: Option<Duration>) {
+        self.outcomes[outcome as usize] += 1;
+        if let Some(time) = answered {
+            self.response_time += time;
+        }
+    }
+
+    pub fn outcome(&self, outcome: Outcome) -> u64 {
+        self.outcomes[outcome as usize]
+    }
+
+    /// Accepted requests answered with an error.
+    pub fn errors(&self) -> u64 {
+        Outcome::ALL
+            .iter()
+            .filter(|outcome| outcome.is_error())
+            .map(|&outcome| self.outcome(outcome))
+            .sum()
+    }
+}
+
+/// One consistent snapshot: `requests == Σ outcomes + in_flight + queued`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub counters: Counters,
+    /// Workers running (installed).
+    pub workers: usize,
+    pub available: usize,
+    /// Slots running something (a request, a health check, a timed-out request not yet answered).
+    pub busy: usize,
+    /// Accepted requests running now with no outcome yet.
+    pub in_flight: usize,
+    pub queued: usize,
+    pub circuit_open: bool,
+}

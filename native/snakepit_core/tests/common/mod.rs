@@ -1,0 +1,76 @@
+//! A test host for the dispatch state machine: workers are uids, replies are request ids, and
+//! time is a base instant plus milliseconds.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use snakepit_core::{Config, Dispatch, Effects, Host, Request};
+
+pub struct T;
+
+impl Host for T {
+    /// The worker's uid.
+    type Worker = u64;
+    /// The request's id.
+    type Reply = u64;
+    /// The monitor's number.
+    type Monitor = u64;
+    type Loss = &'static str;
+}
+
+pub type D = Dispatch<T>;
+pub type E = Effects<T>;
+
+/// A fixed origin; `at(ms)` is that many milliseconds after it.
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn new() -> Self {
+        Clock(Instant::now())
+    }
+
+    pub fn at(&self, ms: u64) -> Instant {
+        self.0 + Duration::from_millis(ms)
+    }
+}
+
+pub fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// A config with no health checks, for tests that do not want them.
+pub fn config(size: usize) -> Config {
+    let mut config = Config::new(size);
+    config.health_check_interval = None;
+    config
+}
+
+/// A request whose frame is its id's bytes.
+pub fn request(id: u64, timeout_ms: u64) -> Request<T> {
+    Request {
+        id,
+        command: format!("cmd{id}"),
+        frame: id.to_le_bytes().to_vec(),
+        reply: id,
+        timeout: ms(timeout_ms),
+    }
+}
+
+/// The request id a frame carries.
+pub fn frame_id(frame: &[u8]) -> u64 {
+    u64::from_le_bytes(frame.try_into().unwrap())
+}
+
+/// A pool whose every slot `i` got worker uid `100 + i` at time 0.
+pub fn running(config: Config, clock: &Clock) -> D {
+    let size = config.size;
+    let (mut dispatch, effects) = D::new(config, clock.at(0));
+    assert_eq!(effects.starts, (0..size).collect::<Vec<_>>());
+    for slot in 0..size {
+        let _ = dispatch
+            .worker_up(slot, 100 + slot as u64, 100 + slot as u64, clock.at(0))
+            .unwrap();
+    }
+    dispatch
+}
