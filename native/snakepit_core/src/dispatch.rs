@@ -29,6 +29,16 @@ pub struct Request<H: Host> {
     pub timeout: Duration,
 }
 
+impl<H: Host> std::fmt::Debug for Request<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("command", &self.command)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where an accepted request went.
 pub enum Submitted<H: Host> {
     /// To this idle worker: the host writes the frame.
@@ -147,17 +157,21 @@ impl<H: Host> Dispatch<H> {
         self.phase
     }
 
-    /// Accepts a request: to an idle worker at once, or into the queue.
-    pub fn submit(&mut self, request: Request<H>, now: Instant) -> Result<Submitted<H>, Rejected> {
+    /// Accepts a request: to an idle worker at once, or into the queue. A rejected request is
+    /// handed back (for the host to free after unlocking).
+    pub fn submit(
+        &mut self,
+        request: Request<H>,
+        now: Instant,
+    ) -> Result<Submitted<H>, (Rejected, Request<H>)> {
         let now = self.clock(now);
         if self.phase == Phase::Stopping {
-            return Err(Rejected::Shutdown);
+            return Err((Rejected::Shutdown, request));
         }
         if self.circuit_open && self.live_workers() == 0 {
             self.counters.circuit_rejections += 1;
-            return Err(Rejected::CircuitOpen {
-                failures: self.config.max_start_failures,
-            });
+            let failures = self.config.max_start_failures;
+            return Err((Rejected::CircuitOpen { failures }, request));
         }
         if let Some(slot) = self.idle.pop_front() {
             self.counters.requests += 1;
@@ -185,9 +199,8 @@ impl<H: Host> Dispatch<H> {
         }
         if self.queue.len() >= self.config.max_queue_size {
             self.counters.pool_saturated += 1;
-            return Err(Rejected::Saturated {
-                max: self.config.max_queue_size,
-            });
+            let max = self.config.max_queue_size;
+            return Err((Rejected::Saturated { max }, request));
         }
         self.counters.requests += 1;
         if self.queue.is_empty() {
@@ -237,6 +250,7 @@ impl<H: Host> Dispatch<H> {
             }
             let queued = self.queue.remove(id).expect("found above");
             effects.demonitors.extend(queued.monitor);
+            effects.withdrawn.push(queued.reply);
             self.counters.record(Outcome::QueueTimeout, None);
             return (Deadline::Expired(Failure::QueueTimeout { waited }), effects);
         }
@@ -250,8 +264,9 @@ impl<H: Host> Dispatch<H> {
             if ran < inflight.timeout {
                 return (Deadline::Wait(inflight.timeout - ran), effects);
             }
-            let (_reply, failure) =
+            let (reply, failure) =
                 expire(&mut self.counters, inflight, now).expect("a pending request expires");
+            effects.withdrawn.push(reply);
             inflight.cancel_sent = true;
             let worker = slot.worker().expect("a running slot has a worker").clone();
             effects.sends.push((worker, Send::Cancel(id)));
@@ -325,15 +340,18 @@ impl<H: Host> Dispatch<H> {
     }
 
     /// The caller of a queued request died (its monitor fired): the request is dropped, never
-    /// run. False if no queued request had that monitor.
-    pub fn caller_down(&mut self, is_its_monitor: impl Fn(&H::Monitor) -> bool) -> bool {
+    /// run. Empty effects if no queued request had that monitor.
+    pub fn caller_down(&mut self, is_its_monitor: impl Fn(&H::Monitor) -> bool) -> Effects<H> {
+        let mut effects = Effects::default();
         let removed = self
             .queue
             .remove_first(|queued| queued.monitor.as_ref().is_some_and(&is_its_monitor));
-        if removed.is_some() {
+        if let Some(queued) = removed {
             self.counters.record(Outcome::CallerGone, None);
+            effects.withdrawn.push(queued.reply);
+            effects.demonitors.extend(queued.monitor);
         }
-        removed.is_some()
+        effects
     }
 
     /// Gives slot `slot_index` its next queued request, or marks it idle (or, draining, lets

@@ -51,6 +51,9 @@ pub struct Effects<H: Host> {
     pub failures: Vec<(H::Reply, Failure<H::Loss>)>,
     /// Monitors of callers whose request left the queue.
     pub demonitors: Vec<H::Monitor>,
+    /// Replies that will never be sent (the caller answered itself, or died): handed back so
+    /// the host frees them after unlocking.
+    pub withdrawn: Vec<H::Reply>,
     /// Workers to kill (SIGKILL to the process group).
     pub kills: Vec<H::Worker>,
     /// Workers to ask to exit (close their request pipe).
@@ -66,6 +69,7 @@ impl<H: Host> Default for Effects<H> {
             sends: Vec::new(),
             failures: Vec::new(),
             demonitors: Vec::new(),
+            withdrawn: Vec::new(),
             kills: Vec::new(),
             closes: Vec::new(),
             starts: Vec::new(),
@@ -79,6 +83,7 @@ impl<H: Host> Effects<H> {
         self.sends.is_empty()
             && self.failures.is_empty()
             && self.demonitors.is_empty()
+            && self.withdrawn.is_empty()
             && self.kills.is_empty()
             && self.closes.is_empty()
             && self.starts.is_empty()

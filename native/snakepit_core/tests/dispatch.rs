@@ -58,7 +58,9 @@ fn a_full_queue_rejects_without_counting_a_request() {
     d.submit(request(1, 1000), clock.at(0)).unwrap();
     d.submit(request(2, 1000), clock.at(0)).unwrap();
     assert_eq!(
-        d.submit(request(3, 1000), clock.at(0)).err(),
+        d.submit(request(3, 1000), clock.at(0))
+            .err()
+            .map(|(rejected, _)| rejected),
         Some(Rejected::Saturated { max: 1 })
     );
     let stats = d.stats();
@@ -124,7 +126,7 @@ fn the_caller_check_withdraws_a_queued_request_exactly_at_its_deadline() {
         deadline,
         Deadline::Expired(Failure::QueueTimeout { waited: ms(5000) })
     );
-    assert_eq!(effects.demonitors, vec![7]);
+    assert_eq!((effects.demonitors, effects.withdrawn), (vec![7], vec![2]));
     let (_, effects) = d.on_reply(0, 100, 1, false, clock.at(5001));
     assert!(effects.sends.is_empty(), "a withdrawn request never runs");
 }
@@ -208,8 +210,9 @@ fn a_caller_that_dies_while_queued_is_dropped() {
     d.submit(request(1, 1000), clock.at(0)).unwrap();
     d.submit(request(2, 1000), clock.at(0)).unwrap();
     d.attach_monitor(2, 9).unwrap();
-    assert!(d.caller_down(|m| *m == 9));
-    assert!(!d.caller_down(|m| *m == 9));
+    let effects = d.caller_down(|m| *m == 9);
+    assert_eq!((effects.withdrawn, effects.demonitors), (vec![2], vec![9]));
+    assert!(d.caller_down(|m| *m == 9).is_empty());
     let (_, effects) = d.on_reply(0, 100, 1, false, clock.at(1));
     assert!(effects.sends.is_empty());
     assert_eq!(d.stats().counters.outcome(Outcome::CallerGone), 1);
@@ -291,7 +294,9 @@ fn failed_starts_retry_with_doubling_capped_back_off_and_open_the_circuit() {
         vec![(1, Failure::CircuitOpen { failures: 3 })]
     );
     assert_eq!(
-        d.submit(request(2, 1000), clock.at(640)).err(),
+        d.submit(request(2, 1000), clock.at(640))
+            .err()
+            .map(|(rejected, _)| rejected),
         Some(Rejected::CircuitOpen { failures: 3 })
     );
     // Back-off is capped (5 s) and retries go on.
@@ -440,7 +445,9 @@ fn stop_fails_everything_queued_or_running() {
     assert_eq!(failed, vec![(1, Failure::Shutdown), (2, Failure::Shutdown)]);
     assert!(d.begin_stop(clock.at(2)).is_none());
     assert_eq!(
-        d.submit(request(3, 1000), clock.at(2)).err(),
+        d.submit(request(3, 1000), clock.at(2))
+            .err()
+            .map(|(rejected, _)| rejected),
         Some(Rejected::Shutdown)
     );
     assert!(matches!(

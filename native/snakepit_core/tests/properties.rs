@@ -266,7 +266,7 @@ impl Model {
                     return;
                 };
                 self.monitors.remove(&id);
-                if self.dispatch.caller_down(|m| *m == monitor) {
+                if !self.dispatch.caller_down(|m| *m == monitor).is_empty() {
                     assert!(!self.answers.contains_key(&id));
                 }
             }
