@@ -327,7 +327,7 @@ fn reply_like() -> impl Strategy<Value = Value> {
         proptest::option::weighted(0.8, ok),
         proptest::option::of(json()),
         proptest::option::weighted(0.7, error),
-        proptest::option::weighted(0.3, json()),
+        proptest::option::weighted(0.3, prop_oneof![3 => json(), 1 => Just(Value::Null)]),
         btree_map("x\\PC{0,4}", json(), 0..2),
     )
         .prop_map(|(id, ok, result, error, chunk, extra)| {
@@ -382,7 +382,7 @@ fn worker_error(error: &Map<String, Value>) -> Option<WorkerError> {
 }
 
 /// The protocol's reading of a frame holding `value`: an object with an integer `id` that is a
-/// chunk (`chunk` not null), a success (`ok: true`) or a failure (`ok: false` and an `error`
+/// chunk (a `chunk` member, even `null`), a success (`ok: true`) or a failure (`ok: false` and an `error`
 /// object). Members the reply uses must have their types when present and not null, whatever the
 /// outcome: `ok` a boolean, `error` an object as in [`worker_error`]. Anything else is refused.
 fn expected_reading(value: &Value) -> Option<(i64, Meaning)> {
@@ -398,7 +398,7 @@ fn expected_reading(value: &Value) -> Option<(i64, Meaning)> {
         Some(v) => Some(worker_error(v.as_object()?)?),
     };
     let text = |v: &Value| serde_json::to_string(v).unwrap();
-    let meaning = match (ok, error, present("chunk")) {
+    let meaning = match (ok, error, reply.get("chunk")) {
         (_, _, Some(chunk)) => Meaning::Chunk(text(chunk)),
         (Some(true), _, _) => Meaning::Ok(present("result").map(text)),
         (Some(false), Some(error), _) => Meaning::Error(error),

@@ -11,9 +11,8 @@ mod worker;
 use std::thread::sleep;
 use std::time::Duration;
 
-use serde_json::json;
 use snakepit_protocol::frame::encode_frame;
-use snakepit_protocol::message::PROTOCOL_VERSION;
+use snakepit_protocol::handshake::{Handshake, CONTROL_CANCEL, PROTOCOL_VERSION};
 
 use options::Options;
 use wire::Wire;
@@ -55,8 +54,11 @@ fn main() {
     sleep(Duration::from_millis(options.start_delay_ms));
 
     if options.fatal_start {
-        let fatal = json!({"type": "fatal", "message": "test worker told to fail"});
-        let _ = wire.send_json(&fatal);
+        let _ = wire.send_handshake(&Handshake::Fatal {
+            message: "test worker told to fail".to_string(),
+            error_type: None,
+            traceback: None,
+        });
         std::process::exit(1);
     }
     if options.hang_start {
@@ -66,12 +68,14 @@ fn main() {
         let frame = encode_frame(b"this is not a handshake", usize::MAX).expect("tiny frame");
         wire.send_raw(&frame)
     } else {
-        wire.send_json(&json!({
-            "type": "ready",
-            "protocol": PROTOCOL_VERSION,
-            "pid": std::process::id(),
-            "commands": COMMANDS,
-        }))
+        wire.send_handshake(&Handshake::Ready {
+            protocol: PROTOCOL_VERSION,
+            pid: std::process::id(),
+            adapter: None,
+            commands: COMMANDS.iter().map(|command| command.to_string()).collect(),
+            // Cancel frames are understood: recorded for the `cancels` command.
+            control: vec![CONTROL_CANCEL.to_string()],
+        })
     };
     if let Err(error) = sent {
         die(2, &format!("cannot write the handshake: {error}"));

@@ -4,8 +4,11 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Write};
 use std::os::fd::{FromRawFd, RawFd};
 
-use serde_json::{json, Value};
-use snakepit_protocol::frame::{encode_frame, FrameDecoder, FrameError};
+use serde_json::Value;
+use snakepit_protocol::frame::{FrameDecoder, FrameError};
+use snakepit_protocol::handshake::{encode_handshake, Handshake};
+use snakepit_protocol::json::EncodeError;
+use snakepit_protocol::reply::{encode_error, encode_ok, WorkerError};
 
 /// `SNAKEPIT_MAX_FRAME_SIZE` when the pool does not set it.
 const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -22,6 +25,17 @@ impl Failure {
         Failure {
             kind: kind.to_string(),
             message: message.into(),
+        }
+    }
+}
+
+/// The protocol's error object; the traceback is `""`, as there is no stack to show.
+impl From<Failure> for WorkerError {
+    fn from(failure: Failure) -> WorkerError {
+        WorkerError {
+            kind: failure.kind,
+            message: failure.message,
+            traceback: Some(String::new()),
         }
     }
 }
@@ -105,65 +119,44 @@ impl Wire {
         self.replies.write_all(bytes)
     }
 
-    /// Writes one JSON message as a frame.
-    pub fn send_json(&mut self, message: &Value) -> io::Result<()> {
-        let payload = serde_json::to_vec(message).map_err(io::Error::other)?;
-        let frame = encode_frame(&payload, self.max_frame).map_err(io::Error::other)?;
+    /// Writes the handshake frame.
+    pub fn send_handshake(&mut self, handshake: &Handshake) -> io::Result<()> {
+        let frame = encode_handshake(handshake, self.max_frame).map_err(io::Error::other)?;
         self.send_raw(&frame)
     }
 
     /// Writes the final reply to request `id`; a result too large for one frame becomes a
     /// `FrameTooLarge` failure, as the protocol asks.
     pub fn reply(&mut self, id: u64, outcome: Result<Value, Failure>) -> io::Result<()> {
-        let message = reply_message(id, outcome);
-        match self.send_json(&message) {
-            Err(error)
-                if error
-                    .get_ref()
-                    .is_some_and(|inner| inner.is::<FrameError>()) =>
-            {
+        let mut frame = Vec::new();
+        let encoded = match outcome {
+            Ok(result) => encode_ok(&mut frame, id, &result, self.max_frame),
+            Err(failure) => encode_error(&mut frame, id, &failure.into(), self.max_frame),
+        };
+        match encoded {
+            Ok(()) => {}
+            Err(EncodeError::Frame(error)) => {
                 let failure = Failure::new("FrameTooLarge", error.to_string());
-                self.send_json(&reply_message(id, Err(failure)))
+                encode_error(&mut frame, id, &failure.into(), self.max_frame)
+                    .map_err(io::Error::other)?;
             }
-            other => other,
+            Err(error) => return Err(io::Error::other(error)),
         }
-    }
-}
-
-/// The JSON of a final reply.
-fn reply_message(id: u64, outcome: Result<Value, Failure>) -> Value {
-    match outcome {
-        Ok(result) => json!({"id": id, "ok": true, "result": result}),
-        Err(failure) => json!({
-            "id": id,
-            "ok": false,
-            "error": {"type": failure.kind, "message": failure.message, "traceback": ""},
-        }),
+        self.send_raw(&frame)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use snakepit_protocol::message::{parse_reply, Reply};
 
     #[test]
-    fn replies_parse_with_the_pool_parser() {
-        let ok = serde_json::to_vec(&reply_message(7, Ok(json!({"a": 1})))).unwrap();
-        match parse_reply(&ok).unwrap() {
-            (7, Reply::Ok(Some(raw))) => assert_eq!(raw.get(), r#"{"a":1}"#),
-            other => panic!("unexpected {other:?}"),
-        }
-        let failure = Failure::new("ValueError", "bad");
-        let error = serde_json::to_vec(&reply_message(8, Err(failure))).unwrap();
-        match parse_reply(&error).unwrap() {
-            (8, Reply::Error(error)) => {
-                assert_eq!(
-                    (error.kind.as_str(), error.message.as_str()),
-                    ("ValueError", "bad")
-                )
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+    fn failures_carry_an_empty_traceback() {
+        let error: WorkerError = Failure::new("ValueError", "bad").into();
+        assert_eq!(
+            (error.kind.as_str(), error.message.as_str()),
+            ("ValueError", "bad")
+        );
+        assert_eq!(error.traceback.as_deref(), Some(""));
     }
 }

@@ -1,18 +1,39 @@
 //! The request loop and the scripted commands.
+//!
+//! | command | args | does |
+//! | --- | --- | --- |
+//! | `ping` | | `{"status":"pong","pid":N}` |
+//! | `echo` | any | the args object |
+//! | `sleep` | `ms` | sleeps, then `{"slept":ms}` |
+//! | `block` | `fifo`, `marker` (optional) | touches `marker`, opens the FIFO `fifo` for reading (blocking until the test opens it for writing), reads one line, then `{"released":"<line without its newline>"}` |
+//! | `hang` | | never answers |
+//! | `crash` | `signal` (name or number) or `status` (default 1) | dies, without a reply |
+//! | `fail` | `type`, `message` | a failure with them |
+//! | `garbage` | | a frame that is not JSON |
+//! | `garbage_raw` | | a header announcing ~4 GiB |
+//! | `oversized` | `bytes` | a frame of that many bytes, whatever the maximum |
+//! | `wrong_id` | | a reply to request id + 1000 |
+//! | `spawn_child`, `spawn_detached_child` | `sleep_s` (default 60) | starts `sleep`, `{"child_pid":N}` |
+//! | `print` | `stdout`, `stderr` | writes them as lines |
+//! | `cancels` | | ids of the cancel frames received, in order, without repeats |
 
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use snakepit_protocol::frame::encode_frame;
+use snakepit_protocol::request::{parse_request, BadRequest, Incoming};
 
 use crate::wire::{Failure, Wire};
 
 /// Every command, sorted, as listed in the handshake.
 pub const COMMANDS: &[&str] = &[
+    "block",
     "cancels",
     "crash",
     "echo",
@@ -71,29 +92,45 @@ impl Worker {
         }
     }
 
-    /// Handles one request frame; an error means the reply descriptor failed.
+    /// Handles one frame from the pool; an error means the reply descriptor failed.
     fn handle_frame(&mut self, frame: &[u8]) -> io::Result<()> {
-        let message = match serde_json::from_slice::<Value>(frame) {
-            Ok(Value::Object(message)) => message,
-            _ => {
-                eprintln!("snakepit_test_worker: ignoring a frame that is not a JSON object");
-                return Ok(());
+        match parse_request(frame) {
+            Ok(Incoming::Request {
+                id,
+                command,
+                args,
+                stream,
+                ..
+            }) => {
+                if stream {
+                    let message = format!("{command} is not a streaming tool");
+                    let failure = Failure::new("StreamingNotSupported", message);
+                    return self.wire.reply(id, Err(failure));
+                }
+                match args_object(args) {
+                    Ok(args) => self.run(id, &command, args),
+                    Err(failure) => self.wire.reply(id, Err(failure)),
+                }
             }
-        };
-        let id = message.get("id").and_then(Value::as_u64);
-        if message.contains_key("cancel") {
-            if let Some(id) = id.filter(|id| !self.cancels.contains(id)) {
-                self.cancels.push(id);
+            Ok(Incoming::Cancel { id }) => {
+                if !self.cancels.contains(&id) {
+                    self.cancels.push(id);
+                }
+                Ok(())
             }
-            return Ok(());
-        }
-        let Some(id) = id else {
-            eprintln!("snakepit_test_worker: ignoring a frame without a usable id");
-            return Ok(());
-        };
-        match parse_request(&message) {
-            Ok((command, args)) => self.run(id, command, args),
-            Err(failure) => self.wire.reply(id, Err(failure)),
+            Ok(Incoming::UnknownControl { kind, .. }) => {
+                eprintln!(
+                    "snakepit_test_worker: ignoring a control frame of unknown kind {kind:?}"
+                );
+                Ok(())
+            }
+            Err(BadRequest::Ignored(reason)) => {
+                eprintln!("snakepit_test_worker: ignoring a frame: {reason}");
+                Ok(())
+            }
+            Err(BadRequest::Malformed { id, message }) => self
+                .wire
+                .reply(id, Err(Failure::new("ProtocolError", message))),
         }
     }
 
@@ -106,6 +143,7 @@ impl Worker {
                 sleep(Duration::from_millis(ms));
                 json!({"slept": ms})
             }),
+            "block" => block(&args),
             "hang" => sleep_forever(),
             "crash" => crash(&args),
             "garbage" => {
@@ -140,27 +178,13 @@ impl Worker {
     }
 }
 
-/// Extracts `command` and `args` from a request, or the `ProtocolError`/`StreamingNotSupported`
-/// failure it earns.
-fn parse_request(message: &Args) -> Result<(&str, Args), Failure> {
-    let Some(Value::String(command)) = message.get("command") else {
-        return Err(Failure::new(
-            "ProtocolError",
-            "request has no string \"command\"",
-        ));
-    };
-    let args = match message.get("args") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(args)) => args.clone(),
-        Some(_) => return Err(Failure::new("ProtocolError", "\"args\" is not an object")),
-    };
-    if message.get("stream") == Some(&Value::Bool(true)) {
-        return Err(Failure::new(
-            "StreamingNotSupported",
-            format!("{command} is not a streaming tool"),
-        ));
+/// A request's args as a map; absent means empty. (The protocol has checked it is an object.)
+fn args_object(args: Option<&RawValue>) -> Result<Args, Failure> {
+    match args {
+        None => Ok(Map::new()),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|error| Failure::new("ProtocolError", format!("unreadable args: {error}"))),
     }
-    Ok((command, args))
 }
 
 /// A required non-negative integer argument.
@@ -261,6 +285,28 @@ fn die_by_signal(signal: libc::c_int) -> ! {
     }
     // Reached only for a signal number whose default action is to be ignored.
     std::process::exit(1)
+}
+
+/// The `block` command: lets a test hold a request for as long as it likes, without timing.
+/// Touches `marker` (if given) first, so the test can tell the request started; then opens the
+/// FIFO `fifo` for reading, which blocks until the test opens it for writing, and answers with the
+/// first line written to it.
+fn block(args: &Args) -> Result<Value, Failure> {
+    let fifo = str_arg(args, "fifo")?
+        .ok_or_else(|| Failure::new("TypeError", "fifo must be the path of a FIFO"))?;
+    let os_error = |what: &str, path: &str, error: io::Error| {
+        Failure::new("OSError", format!("cannot {what} {path}: {error}"))
+    };
+    if let Some(marker) = str_arg(args, "marker")? {
+        File::create(marker).map_err(|error| os_error("write", marker, error))?;
+    }
+    let pipe = File::open(fifo).map_err(|error| os_error("open", fifo, error))?;
+    let mut line = String::new();
+    BufReader::new(pipe)
+        .read_line(&mut line)
+        .map_err(|error| os_error("read", fifo, error))?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(json!({"released": line}))
 }
 
 /// The `fail` command: a failure of the given `type` and `message`.
@@ -382,26 +428,10 @@ mod tests {
     }
 
     #[test]
-    fn request_parsing() {
-        let message = object(json!({"id": 1, "command": "echo"}));
-        let (command, args) = parse_request(&message).unwrap();
-        assert_eq!((command, args.len()), ("echo", 0));
-
-        let message = object(json!({"id": 1, "command": "echo", "args": {"a": 1}}));
-        assert_eq!(parse_request(&message).unwrap().1, object(json!({"a": 1})));
-
-        for bad in [
-            json!({"id": 1}),
-            json!({"id": 1, "command": 5}),
-            json!({"id": 1, "command": "echo", "args": [1]}),
-        ] {
-            let failure = parse_request(&object(bad)).unwrap_err();
-            assert_eq!(failure.kind, "ProtocolError");
-        }
-
-        let message = object(json!({"id": 1, "command": "echo", "stream": true}));
-        let failure = parse_request(&message).unwrap_err();
-        assert_eq!(failure.kind, "StreamingNotSupported");
+    fn args_default_to_an_empty_object() {
+        assert_eq!(args_object(None), Ok(Map::new()));
+        let raw = RawValue::from_string(r#"{"a":1}"#.to_string()).unwrap();
+        assert_eq!(args_object(Some(&raw)), Ok(object(json!({"a": 1}))));
     }
 
     #[test]

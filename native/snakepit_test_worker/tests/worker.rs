@@ -1,21 +1,26 @@
 //! Drives the built worker binary over real pipes, as the pool does.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use snakepit_protocol::frame::{encode_frame, FrameDecoder, FrameError};
-use snakepit_protocol::message::Handshake;
+use snakepit_protocol::handshake::{parse_handshake, Handshake};
+use snakepit_protocol::request::{encode_request, RequestHead};
 
 /// How long any single wait may take before the test fails instead of hanging.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 const ALL_COMMANDS: &[&str] = &[
+    "block",
     "cancels",
     "crash",
     "echo",
@@ -132,7 +137,7 @@ impl Worker {
     }
 
     fn handshake(&mut self) -> Handshake {
-        serde_json::from_slice(&self.recv_frame()).expect("a handshake")
+        parse_handshake(&self.recv_frame()).expect("a handshake")
     }
 
     /// Starts a worker and checks its ready handshake.
@@ -158,9 +163,22 @@ impl Worker {
         self.send_raw(&frame);
     }
 
+    /// Sends a request, encoded as the pool encodes it.
+    fn request(&mut self, id: u64, command: &str, args: &Value) {
+        let head = RequestHead {
+            command,
+            session_id: None,
+            stream: false,
+        };
+        let mut frame = Vec::new();
+        let write_args = |out: &mut Vec<u8>| serde_json::to_writer(out, args);
+        encode_request(&mut frame, id, &head, write_args, 1 << 20).unwrap();
+        self.send_raw(&frame);
+    }
+
     /// Sends a request and returns the reply to it.
     fn call(&mut self, id: u64, command: &str, args: Value) -> Value {
-        self.send(json!({"id": id, "command": command, "args": args}));
+        self.request(id, command, &args);
         let reply = self.recv();
         assert_eq!(reply["id"], id, "reply {reply}");
         reply
@@ -228,7 +246,12 @@ impl Drop for Worker {
 fn handshake_lists_every_command() {
     let mut worker = Worker::start(&["--adapter", "ignored.Flag"]);
     match worker.handshake() {
-        Handshake::Ready { commands, .. } => assert_eq!(commands, ALL_COMMANDS),
+        Handshake::Ready {
+            commands, control, ..
+        } => {
+            assert_eq!(commands, ALL_COMMANDS);
+            assert_eq!(control, ["cancel"]);
+        }
         other => panic!("expected ready, got {other:?}"),
     }
 }
@@ -452,4 +475,133 @@ fn ignore_sigterm_needs_sigkill() {
     assert_eq!(worker.result(1, "ping", json!({}))["status"], "pong");
     worker.signal(libc::SIGKILL);
     assert_eq!(worker.wait_exit().signal(), Some(libc::SIGKILL));
+}
+
+/// A fresh directory for one test's files, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "snakepit_test_worker-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// A FIFO in the directory.
+    fn fifo(&self, name: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let text = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(text.as_ptr(), 0o600) }, 0);
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Opens `fifo` for writing, which waits until the worker has opened it for reading; fails the
+/// test, rather than hang it, if the worker never does.
+fn open_for_writing(fifo: &Path) -> File {
+    let (opened, open) = std::sync::mpsc::channel();
+    let path = fifo.to_owned();
+    std::thread::spawn(move || {
+        let _ = opened.send(File::options().write(true).open(path));
+    });
+    let file = open.recv_timeout(TIMEOUT);
+    file.expect("the worker opens the FIFO").unwrap()
+}
+
+#[test]
+fn block_holds_a_request_until_the_test_releases_it() {
+    let dir = TempDir::new("block");
+    let fifo = dir.fifo("release");
+    let marker = dir.0.join("started");
+    let mut worker = Worker::ready(&[]);
+    worker.request(
+        1,
+        "block",
+        &json!({"fifo": text(&fifo), "marker": text(&marker)}),
+    );
+
+    // Opening the FIFO for writing waits for the worker to open it for reading: the request has
+    // started, the marker is there, and the worker now waits for a line.
+    let mut release = open_for_writing(&fifo);
+    assert!(marker.exists());
+    assert!(
+        !worker.readable_within(Duration::ZERO),
+        "no reply before release"
+    );
+    release.write_all(b"go on\n").unwrap();
+    drop(release);
+    let reply = worker.recv();
+    assert_eq!(reply["id"], 1);
+    assert_eq!(reply["result"], json!({"released": "go on"}));
+
+    // Without a marker, and closing without a newline, works too.
+    let fifo = dir.fifo("again");
+    worker.request(2, "block", &json!({"fifo": text(&fifo)}));
+    open_for_writing(&fifo).write_all(b"last").unwrap();
+    assert_eq!(worker.recv()["result"], json!({"released": "last"}));
+
+    let reply = worker.call(3, "block", json!({}));
+    assert_eq!(reply["error"]["type"], "TypeError");
+}
+
+/// The golden vectors' frames from the pool, sent to the real worker.
+#[test]
+fn golden_vectors_from_the_pool() {
+    let vectors: Value = serde_json::from_str(include_str!("../../../docs/protocol_vectors.json"))
+        .expect("docs/protocol_vectors.json");
+    let mut worker = Worker::ready(&[]);
+    let mut cancelled = Vec::new();
+    let mut sentinel = 1_000_000;
+    for case in vectors["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        if case["direction"] != "pool_to_worker" || case["kind"] == "frame" {
+            continue;
+        }
+        let hex = case["frame"].as_str().unwrap().as_bytes();
+        let frame: Vec<u8> = hex
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect();
+        worker.send_raw(&frame);
+        let meaning = &case["meaning"];
+        let answered = case["kind"] == "request"
+            && (case["valid"] == true || case["refusal"] == "protocol_error");
+        if answered {
+            let reply = worker.recv();
+            assert_eq!(reply["id"], meaning["id"], "{name}: {reply}");
+            if case["valid"] == false {
+                assert_eq!(reply["error"]["type"], "ProtocolError", "{name}: {reply}");
+            } else if meaning["stream"] == true {
+                assert_eq!(reply["error"]["type"], "StreamingNotSupported", "{name}");
+            } else if meaning["command"] == "echo" {
+                assert_eq!(reply["result"], meaning["args"], "{name}");
+            } else if meaning["command"] != "ping" {
+                assert_eq!(reply["error"]["type"], "UnknownCommand", "{name}: {reply}");
+            }
+        }
+        if case["kind"] == "cancel" {
+            cancelled.push(meaning["id"].clone());
+        }
+        // Replies come in request order: the sentinel's reply coming next shows that the frame
+        // got no reply of its own (and did not stop the worker).
+        sentinel += 1;
+        assert_eq!(worker.result(sentinel, "ping", json!({}))["status"], "pong");
+    }
+    assert!(!cancelled.is_empty());
+    assert_eq!(worker.result(1, "cancels", json!({})), json!(cancelled));
 }

@@ -12,6 +12,10 @@ from . import protocol
 from .base_adapter import collect_tools
 from .framing import DEFAULT_MAX_FRAME_SIZE, FrameTooLarge
 
+# The members of a request; a frame without "command" that has any other
+# member is a control frame named after that member.
+_REQUEST_MEMBERS = frozenset(("id", "command", "args", "session_id", "stream"))
+
 # Result types that are sent as they are, skipping the iterator check.
 _PLAIN_TYPES = frozenset((dict, list, str, int, float, bool, type(None)))
 
@@ -61,6 +65,10 @@ class Dispatcher:
         if args is None:
             args = {}
         if type(command) is not str or type(args) is not dict:
+            if command is None and not request.keys() <= _REQUEST_MEMBERS:
+                # A control frame of a kind the bridge does not know (docs/protocol.md): no reply.
+                kind = next(key for key in request if key not in _REQUEST_MEMBERS)
+                raise ProtocolViolation(f"unknown control frame {kind!r}")
             send(self._protocol_error(request_id, command, args))
             return
         entry = self.commands.get(command)

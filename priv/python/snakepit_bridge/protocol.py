@@ -51,14 +51,17 @@ def encode_lossy(message):
     return _ENCODER.encode(message).encode("utf-8", "replace")
 
 
-def ready(adapter, commands):
-    """The handshake frame: the worker is up and takes requests."""
+def ready(adapter, commands, control=()):
+    """The handshake frame: the worker is up and takes requests. ``control``
+    lists the control frames it acts on; the bridge acts on none yet (it
+    skips cancel frames), so the pool sends it none."""
     return {
         "type": "ready",
         "protocol": PROTOCOL_VERSION,
         "pid": os.getpid(),
         "adapter": adapter,
         "commands": commands,
+        "control": list(control),
     }
 
 

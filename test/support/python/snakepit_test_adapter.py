@@ -36,6 +36,16 @@ class TestAdapter(BaseAdapter):
         time.sleep(ms / 1000)
         return {"slept": ms, "pid": os.getpid()}
 
+    @tool(description="Block until a line is written to the FIFO `fifo`; touch `marker` first")
+    def block(self, fifo, marker=None):
+        """Holds a request for as long as a test likes, without timing: opening the FIFO for
+        reading waits until the test opens it for writing; the first line written is returned."""
+        if marker is not None:
+            open(marker, "w").close()  # before blocking, so a test can tell the call started
+        with open(fifo, "rb") as pipe:
+            line = pipe.readline()
+        return {"released": line.decode().removesuffix("\n")}
+
     @tool(description="Run a shell command; return its exit status and the signals ignored")
     def run_command(self, command):
         import subprocess

@@ -1,0 +1,422 @@
+//! What the pool sends a worker: requests
+//! `{"id":N,"command":"..","args":{..},"session_id":..,"stream":false}` and control frames such
+//! as cancel `{"id":N,"cancel":true}`. The pool encodes them ([`encode_request`],
+//! [`encode_cancel`]); a worker parses them ([`parse_request`]).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::frame::{begin_frame, encode_frame, finish_frame, FrameError};
+use crate::json::{write_json_str, write_u64};
+
+/// Why a request could not be framed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError<E> {
+    /// `write_args` failed.
+    #[error("cannot encode the args: {0}")]
+    Args(E),
+    #[error(transparent)]
+    Frame(FrameError),
+}
+
+/// Fields of a request besides its id and args.
+pub struct RequestHead<'r> {
+    pub command: &'r str,
+    pub session_id: Option<&'r str>,
+    pub stream: bool,
+}
+
+/// Writes a complete request frame into `out`; `write_args` writes the args object. On the hot
+/// path: nothing is allocated besides growing `out`.
+pub fn encode_request<E>(
+    out: &mut Vec<u8>,
+    id: u64,
+    head: &RequestHead,
+    write_args: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    max_frame: usize,
+) -> Result<(), RequestError<E>> {
+    begin_frame(out);
+    out.extend_from_slice(b"{\"id\":");
+    write_u64(out, id);
+    out.extend_from_slice(b",\"command\":");
+    write_json_str(out, head.command);
+    out.extend_from_slice(b",\"args\":");
+    write_args(out).map_err(RequestError::Args)?;
+    out.extend_from_slice(b",\"session_id\":");
+    match head.session_id {
+        Some(session) => write_json_str(out, session),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(if head.stream {
+        b",\"stream\":true}"
+    } else {
+        b",\"stream\":false}"
+    });
+    finish_frame(out, max_frame).map_err(RequestError::Frame)
+}
+
+/// A cancel frame for request `id`.
+pub fn encode_cancel(id: u64) -> Vec<u8> {
+    let payload = format!("{{\"id\":{id},\"cancel\":true}}");
+    encode_frame(payload.as_bytes(), usize::MAX).expect("a cancel frame is small")
+}
+
+/// A frame from the pool, as a worker reads it; text and args are borrowed from the frame where
+/// JSON escapes allow.
+#[derive(Debug)]
+pub enum Incoming<'f> {
+    Request {
+        id: u64,
+        command: Cow<'f, str>,
+        /// The args object as raw JSON; `None` when absent or `null` (meaning `{}`).
+        args: Option<&'f RawValue>,
+        session_id: Option<Cow<'f, str>>,
+        stream: bool,
+    },
+    /// Stop request `id` early if possible; gets no reply of its own.
+    Cancel { id: u64 },
+    /// A control frame of a kind this crate does not know (an object with no `command` and a
+    /// member named after its kind). The pool sends only the kinds a worker announced, so a
+    /// worker skips these.
+    UnknownControl { id: Option<u64>, kind: Cow<'f, str> },
+}
+
+/// Why a frame from the pool cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRequest {
+    /// Not a JSON object, or no usable id (a non-negative integer): the frame gets no reply; a
+    /// worker logs it and reads on.
+    #[error("ignoring a frame: {0}")]
+    Ignored(String),
+    /// A request with a usable id but a missing or mistyped member: a worker answers it with a
+    /// `ProtocolError` failure carrying `message`.
+    #[error("request {id}: {message}")]
+    Malformed { id: u64, message: String },
+}
+
+/// Parses a frame from the pool.
+pub fn parse_request(frame: &[u8]) -> Result<Incoming<'_>, BadRequest> {
+    let members: Members = serde_json::from_slice(frame)
+        .map_err(|error| BadRequest::Ignored(format!("not a JSON object: {error}")))?;
+    let id = members.id.and_then(usable_id);
+    if members.cancel {
+        let id = id.ok_or_else(|| ignored("a cancel frame without a usable id"))?;
+        return Ok(Incoming::Cancel { id });
+    }
+    if let (None, Some(kind)) = (members.command, members.other) {
+        return Ok(Incoming::UnknownControl { id, kind });
+    }
+    let id = id.ok_or_else(|| ignored("a frame without a usable id"))?;
+    let malformed = |message: &str| BadRequest::Malformed {
+        id,
+        message: message.to_string(),
+    };
+    let command = members
+        .command
+        .and_then(text)
+        .ok_or_else(|| malformed("request has no string \"command\""))?;
+    let args = match members.args {
+        Some(raw) if raw.get().starts_with('{') => Some(raw),
+        None => None,
+        Some(raw) if is_null(raw) => None,
+        Some(_) => return Err(malformed("\"args\" is not an object")),
+    };
+    let session_id = match members.session_id {
+        None => None,
+        Some(raw) if is_null(raw) => None,
+        Some(raw) => Some(text(raw).ok_or_else(|| malformed("\"session_id\" is not a string"))?),
+    };
+    let stream = match members.stream.map(RawValue::get) {
+        None | Some("null") | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(malformed("\"stream\" is not a boolean")),
+    };
+    Ok(Incoming::Request {
+        id,
+        command,
+        args,
+        session_id,
+        stream,
+    })
+}
+
+fn ignored(reason: &str) -> BadRequest {
+    BadRequest::Ignored(reason.to_string())
+}
+
+fn usable_id(raw: &RawValue) -> Option<u64> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+/// A JSON string's text, borrowed unless it has escapes; `None` if `raw` is not a string.
+fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<Text>(raw.get())
+        .ok()
+        .map(|Text(text)| text)
+}
+
+/// The members of a frame from the pool, each kept as raw JSON until the frame's kind is known.
+#[derive(Default)]
+struct Members<'f> {
+    id: Option<&'f RawValue>,
+    command: Option<&'f RawValue>,
+    args: Option<&'f RawValue>,
+    session_id: Option<&'f RawValue>,
+    stream: Option<&'f RawValue>,
+    cancel: bool,
+    /// The first member that is none of the above: the kind of a control frame.
+    other: Option<Cow<'f, str>>,
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    /// A repeated member keeps its last value, as most JSON readers (Python's included) do.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+        let mut members = Members::default();
+        while let Some(Text(key)) = map.next_key()? {
+            let value: &'de RawValue = map.next_value()?;
+            match &*key {
+                "id" => members.id = Some(value),
+                "command" => members.command = Some(value),
+                "args" => members.args = Some(value),
+                "session_id" => members.session_id = Some(value),
+                "stream" => members.stream = Some(value),
+                "cancel" => members.cancel = true,
+                _ if members.other.is_none() => members.other = Some(key),
+                _ => {}
+            }
+        }
+        Ok(members)
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(text.to_string())))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(text)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload_of(frame: &[u8]) -> &[u8] {
+        let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(frame.len(), 4 + len);
+        &frame[4..]
+    }
+
+    fn encode(id: u64, head: &RequestHead, args: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let write_args = |out: &mut Vec<u8>| {
+            out.extend_from_slice(args.as_bytes());
+            Ok::<(), ()>(())
+        };
+        encode_request(&mut out, id, head, write_args, 1 << 20).unwrap();
+        out
+    }
+
+    #[test]
+    fn encodes_the_fields_in_order() {
+        let head = RequestHead {
+            command: "add",
+            session_id: Some("s-\"1\""),
+            stream: true,
+        };
+        let frame = encode(7, &head, r#"{"a":1}"#);
+        assert_eq!(
+            payload_of(&frame),
+            br#"{"id":7,"command":"add","args":{"a":1},"session_id":"s-\"1\"","stream":true}"#
+        );
+    }
+
+    #[test]
+    fn encoding_errors_are_kept_apart() {
+        let head = RequestHead {
+            command: "x",
+            session_id: None,
+            stream: false,
+        };
+        let mut out = Vec::new();
+        let failed = encode_request(&mut out, 1, &head, |_| Err("no"), 1024);
+        assert!(matches!(failed, Err(RequestError::Args("no"))));
+        let too_big = encode_request(&mut out, 1, &head, |_| Ok::<(), ()>(()), 8);
+        assert!(matches!(too_big, Err(RequestError::Frame(_))));
+    }
+
+    #[test]
+    fn a_request_round_trips_borrowing_what_it_can() {
+        let head = RequestHead {
+            command: "tool\n",
+            session_id: Some("s-1"),
+            stream: false,
+        };
+        let frame = encode(u64::MAX, &head, r#"{ "a" : [1, 2] }"#);
+        match parse_request(payload_of(&frame)).unwrap() {
+            Incoming::Request {
+                id,
+                command,
+                args,
+                session_id,
+                stream,
+            } => {
+                assert_eq!(id, u64::MAX);
+                assert_eq!(command, "tool\n");
+                assert!(
+                    matches!(command, Cow::Owned(_)),
+                    "escaped text is unescaped"
+                );
+                assert_eq!(args.unwrap().get(), r#"{ "a" : [1, 2] }"#);
+                assert!(matches!(session_id, Some(Cow::Borrowed("s-1"))));
+                assert!(!stream);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn optional_members_default() {
+        for frame in [
+            &br#"{"id":3,"command":"ping"}"#[..],
+            br#"{"id":3,"command":"ping","args":null,"session_id":null,"stream":null}"#,
+            br#" { "stream" : false , "command" : "ping", "id" : 3 } "#,
+        ] {
+            match parse_request(frame).unwrap() {
+                Incoming::Request {
+                    id: 3,
+                    command,
+                    args: None,
+                    session_id: None,
+                    stream: false,
+                } => assert_eq!(command, "ping"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn cancel_and_unknown_control_frames() {
+        let cancel = encode_cancel(7);
+        assert_eq!(payload_of(&cancel), br#"{"id":7,"cancel":true}"#);
+        assert!(matches!(
+            parse_request(payload_of(&cancel)),
+            Ok(Incoming::Cancel { id: 7 })
+        ));
+        match parse_request(br#"{"id":7,"pause":true,"for":3}"#).unwrap() {
+            Incoming::UnknownControl { id, kind } => {
+                assert_eq!((id, &*kind), (Some(7), "pause"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            parse_request(br#"{"pause":true}"#),
+            Ok(Incoming::UnknownControl { id: None, .. })
+        ));
+        assert_eq!(
+            parse_request(br#"{"cancel":true}"#).unwrap_err(),
+            ignored("a cancel frame without a usable id")
+        );
+    }
+
+    #[test]
+    fn unanswerable_frames_are_ignored() {
+        for frame in [
+            &b"not json"[..],
+            b"",
+            b"[1,2]",
+            b"\xff\xfe",
+            br#"{"command":"ping"}"#,
+            br#"{"id":-1,"command":"ping"}"#,
+            br#"{"id":1.5,"command":"ping"}"#,
+            br#"{"id":"1","command":"ping"}"#,
+            br#"{"id":18446744073709551616,"command":"ping"}"#,
+        ] {
+            assert!(
+                matches!(parse_request(frame), Err(BadRequest::Ignored(_))),
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_requests_name_their_id() {
+        for (frame, message) in [
+            (&br#"{"id":2}"#[..], "request has no string \"command\""),
+            (
+                br#"{"id":2,"args":{}}"#,
+                "request has no string \"command\"",
+            ),
+            (
+                br#"{"id":2,"command":5}"#,
+                "request has no string \"command\"",
+            ),
+            (
+                br#"{"id":2,"command":"x","args":[1]}"#,
+                "\"args\" is not an object",
+            ),
+            (
+                br#"{"id":2,"command":"x","session_id":1}"#,
+                "\"session_id\" is not a string",
+            ),
+            (
+                br#"{"id":2,"command":"x","stream":"yes"}"#,
+                "\"stream\" is not a boolean",
+            ),
+        ] {
+            assert_eq!(
+                parse_request(frame).unwrap_err(),
+                BadRequest::Malformed {
+                    id: 2,
+                    message: message.to_string()
+                }
+            );
+        }
+    }
+}
