@@ -17,11 +17,13 @@
 //! - [`effects`]: what a call decided — [`Effects`], [`Failure`], [`Event`].
 //! - [`outcome`]: how each accepted request ended, and the [`Counters`] derived from it.
 //! - [`config`]: the pool's rules, as durations and limits.
+//! - [`log_line`]: cutting worker output into bounded log lines.
 
 pub mod config;
 pub mod deadlines;
 pub mod dispatch;
 pub mod effects;
+pub mod log_line;
 pub mod outcome;
 pub mod queue;
 pub mod slot;

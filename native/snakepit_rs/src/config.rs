@@ -1,5 +1,7 @@
 //! Pool configuration, validated on the Elixir side (`Snakepit.Pool`) and decoded here.
 
+use std::time::Duration;
+
 use rustler::NifMap;
 
 #[derive(NifMap, Debug, Clone)]
@@ -43,4 +45,24 @@ pub struct PoolConfig {
     pub watchdog: Option<String>,
     /// File where worker OS pids are appended, for `Snakepit.ProcessRegistry`.
     pub registry_file: Option<String>,
+}
+
+impl PoolConfig {
+    /// The rules the dispatch core enforces (0 means "never" for the optional ones).
+    pub fn core(&self) -> snakepit_core::Config {
+        let ms = Duration::from_millis;
+        let positive = |value: u64| (value > 0).then_some(value);
+        snakepit_core::Config {
+            size: self.size,
+            max_queue_size: self.max_queue_size,
+            queue_timeout: ms(self.queue_timeout_ms),
+            cancel_grace: ms(self.cancel_grace_ms),
+            health_check_interval: positive(self.health_check_interval_ms).map(ms),
+            health_check_timeout: ms(self.health_check_timeout_ms),
+            worker_max_requests: positive(self.worker_max_requests),
+            worker_ttl: positive(self.worker_ttl_ms).map(ms),
+            max_start_failures: self.max_start_failures,
+            ..snakepit_core::Config::new(self.size)
+        }
+    }
 }

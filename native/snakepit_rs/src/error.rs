@@ -3,7 +3,8 @@
 use rustler::{Atom, Encoder, Env, Term};
 
 use crate::atoms;
-use snakepit_protocol::message::WorkerError;
+use snakepit_core::{Failure, Rejected};
+use snakepit_protocol::reply::WorkerError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
@@ -86,6 +87,33 @@ impl PoolError {
             PoolError::UnknownCommand(error)
         } else {
             PoolError::WorkerError(error)
+        }
+    }
+}
+
+impl From<Failure<PoolError>> for PoolError {
+    fn from(failure: Failure<PoolError>) -> Self {
+        match failure {
+            Failure::QueueTimeout { waited } => PoolError::QueueTimeout {
+                waited_ms: waited.as_millis() as u64,
+            },
+            Failure::Timeout { command, timeout } => PoolError::Timeout {
+                command,
+                timeout_ms: timeout.as_millis() as u64,
+            },
+            Failure::Lost(error) => error,
+            Failure::Shutdown => PoolError::PoolShutdown,
+            Failure::CircuitOpen { failures } => PoolError::CircuitOpen { failures },
+        }
+    }
+}
+
+impl From<Rejected> for PoolError {
+    fn from(rejected: Rejected) -> Self {
+        match rejected {
+            Rejected::Shutdown => PoolError::PoolShutdown,
+            Rejected::Saturated { max } => PoolError::PoolSaturated { max },
+            Rejected::CircuitOpen { failures } => PoolError::CircuitOpen { failures },
         }
     }
 }

@@ -5,6 +5,7 @@ use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 
 use crate::atoms;
 
+#[derive(Clone)]
 pub struct Owner {
     pid: LocalPid,
 }
@@ -12,6 +13,10 @@ pub struct Owner {
 impl Owner {
     pub fn new(pid: LocalPid) -> Self {
         Owner { pid }
+    }
+
+    pub fn pid(&self) -> LocalPid {
+        self.pid
     }
 
     /// Sends `{:snakepit_event, event}`. Only from threads the BEAM does not manage.

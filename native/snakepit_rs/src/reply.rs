@@ -8,37 +8,48 @@ use serde_json::value::RawValue;
 use crate::atoms;
 use crate::error::PoolError;
 
-/// Cleared environments kept for reuse: allocating and freeing one per request shows in
-/// profiles of the hot path.
-static SPARE_ENVS: Mutex<Vec<OwnedEnv>> = Mutex::new(Vec::new());
-const MAX_SPARE_ENVS: usize = 256;
+/// Cleared environments of one pool, kept for reuse: allocating and freeing one per request
+/// shows in profiles of the hot path.
+#[derive(Default)]
+pub struct Spares(Mutex<Vec<OwnedEnv>>);
+
+const MAX_SPARES: usize = 256;
+
+impl Spares {
+    fn take(&self) -> OwnedEnv {
+        self.0.lock().pop().unwrap_or_default()
+    }
+
+    /// Keeps a cleared environment for reuse.
+    fn give(&self, env: OwnedEnv) {
+        let mut spares = self.0.lock();
+        if spares.len() < MAX_SPARES {
+            spares.push(env);
+        }
+    }
+}
 
 /// Where a request's outcome goes. Holds its own environment so the caller's tag (a reference made
 /// by the caller just before submitting) survives until the reply is built on a worker's thread.
 pub struct ReplyTo {
     pid: LocalPid,
-    /// Always `Some` until sent or dropped, when it goes back to `SPARE_ENVS`.
-    env: Option<OwnedEnv>,
+    env: OwnedEnv,
     tag: SavedTerm,
 }
 
 impl ReplyTo {
-    pub fn new(pid: LocalPid, tag: Term) -> Self {
-        let env = SPARE_ENVS.lock().pop().unwrap_or_default();
+    pub fn new(spares: &Spares, pid: LocalPid, tag: Term) -> Self {
+        let env = spares.take();
         let tag = env.save(tag);
-        ReplyTo {
-            pid,
-            env: Some(env),
-            tag,
-        }
+        ReplyTo { pid, env, tag }
     }
 
     /// Sends `{tag, {:ok_json, json}}`, or `{tag, {:ok, nil}}` for a `null` result. The caller
     /// decodes the JSON on its own scheduler (`json_decode`): terms are then built once, on its
     /// heap, instead of here and again by the copy `enif_send` makes; and the BEAM cannot build
     /// large (hashed) maps from a thread it does not manage.
-    pub fn send_ok(self, result: Option<&RawValue>) {
-        self.send(|env| match result {
+    pub fn send_ok(self, spares: &Spares, result: Option<&RawValue>) {
+        self.send(Some(spares), |env| match result {
             None => (atoms::ok(), atoms::nil()).encode(env),
             Some(raw) => {
                 let mut binary = NewBinary::new(env, raw.get().len());
@@ -50,52 +61,23 @@ impl ReplyTo {
     }
 
     /// Sends `{tag, {:error, {reason, message, details}}}`.
-    pub fn send_error(self, error: &PoolError) {
-        self.send(|env| (atoms::error(), error.to_term(env)).encode(env));
+    pub fn send_error(self, spares: Option<&Spares>, error: &PoolError) {
+        self.send(spares, |env| {
+            (atoms::error(), error.to_term(env)).encode(env)
+        });
     }
 
     /// Must run on a thread the BEAM does not manage (`enif_send` rules); a dead caller is fine.
-    fn send(mut self, outcome: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+    /// The environment goes back to `spares` when given.
+    fn send(self, spares: Option<&Spares>, outcome: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
         debug_assert!(!rustler::thread::is_scheduler_thread());
-        let mut env = self.env.take().expect("a ReplyTo is sent once");
-        let tag = &self.tag;
-        let _ = env.send_and_clear(&self.pid, move |env| {
+        let ReplyTo { pid, mut env, tag } = self;
+        let _ = env.send_and_clear(&pid, move |env| {
             let tag = tag.load(env);
             (tag, outcome(env)).encode(env)
         });
-        spare(env);
-    }
-}
-
-impl Drop for ReplyTo {
-    /// Not sent (the caller gave up or was answered otherwise): keep the environment for reuse.
-    fn drop(&mut self) {
-        if let Some(mut env) = self.env.take() {
-            env.clear();
-            spare(env);
-        }
-    }
-}
-
-/// Returns a cleared environment to the spares.
-fn spare(env: OwnedEnv) {
-    let mut spares = SPARE_ENVS.lock();
-    if spares.len() < MAX_SPARE_ENVS {
-        spares.push(env);
-    }
-}
-
-/// Sends outcomes from a thread where that is allowed: here if this is not a BEAM thread, else on
-/// the runtime (a NIF that must fail requests, such as stop, runs on a BEAM thread).
-pub fn deliver_errors(failed: Vec<(ReplyTo, PoolError)>) {
-    if failed.is_empty() {
-        return;
-    }
-    if rustler::thread::is_scheduler_thread() {
-        crate::runtime::runtime().spawn_blocking(move || deliver_errors(failed));
-    } else {
-        for (reply_to, error) in failed {
-            reply_to.send_error(&error);
+        if let Some(spares) = spares {
+            spares.give(env);
         }
     }
 }

@@ -15,6 +15,7 @@
 //! | `wrong_id` | | a reply to request id + 1000 |
 //! | `spawn_child`, `spawn_detached_child` | `sleep_s` (default 60) | starts `sleep`, `{"child_pid":N}` |
 //! | `print` | `stdout`, `stderr` | writes them as lines |
+//! | `flood` | `bytes` | writes that many `x` to stdout with no newline, then `{"written":bytes}` |
 //! | `cancels` | | ids of the cancel frames received, in order, without repeats |
 
 use std::fs::File;
@@ -38,6 +39,7 @@ pub const COMMANDS: &[&str] = &[
     "crash",
     "echo",
     "fail",
+    "flood",
     "garbage",
     "garbage_raw",
     "hang",
@@ -164,6 +166,7 @@ impl Worker {
             "spawn_child" => spawn_sleep(&args, false),
             "spawn_detached_child" => spawn_sleep(&args, true),
             "print" => print(&args),
+            "flood" => flood(&args),
             "cancels" => Ok(json!(self.cancels)),
             "fail" => fail(&args),
             other => Err(Failure::new(
@@ -391,6 +394,23 @@ fn spawn_sleep(args: &Args, detach: bool) -> Result<Value, Failure> {
 }
 
 /// The `print` command: writes `stdout` and `stderr` (each optional) as lines.
+/// A line that never ends: what a worker printing a huge blob without a newline does.
+fn flood(args: &Args) -> Result<Value, Failure> {
+    let bytes = args.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+    let chunk = vec![b'x'; 1 << 20];
+    let mut stdout = io::stdout().lock();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        if stdout.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        left -= n as u64;
+    }
+    let _ = stdout.flush();
+    Ok(json!({ "written": bytes }))
+}
+
 fn print(args: &Args) -> Result<Value, Failure> {
     if let Some(text) = str_arg(args, "stdout")? {
         let mut stdout = io::stdout().lock();

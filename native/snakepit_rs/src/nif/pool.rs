@@ -1,0 +1,118 @@
+//! Pool life cycle and introspection NIFs.
+
+use std::time::Duration;
+
+use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
+
+use snakepit_core::{Outcome, SlotStatus};
+
+use crate::atoms;
+use crate::config::PoolConfig;
+use crate::pool::{Pool, PoolRef};
+
+/// Creates a pool and starts its workers in the background. The owner receives
+/// `{:snakepit_event, {:ready, n}}` or `{:snakepit_event, {:start_failed, message}}`.
+#[rustler::nif]
+fn pool_start(env: Env, config: PoolConfig, owner: LocalPid) -> NifResult<Term> {
+    if config.size == 0 {
+        return Err(rustler::Error::BadArg);
+    }
+    let (pool, jobs) = Pool::new(config, owner);
+    let pool = ResourceArc::new(pool);
+    // However the owner dies, the workers stop (see `resource.rs`).
+    env.monitor(&pool, &owner);
+    crate::supervisor::start(pool.clone(), jobs);
+    Ok(pool.encode(env))
+}
+
+/// Stops the pool: fails pending work with `:pool_shutdown`, SIGTERM, grace period, SIGKILL.
+/// Returns when every worker has been reaped.
+#[rustler::nif(schedule = "DirtyIo")]
+fn pool_stop(env: Env, pool: PoolRef) -> rustler::Atom {
+    pool.begin_stop(Some(env));
+    pool.processes
+        .await_gone(Duration::from_millis(pool.config.shutdown_grace_ms));
+    atoms::ok()
+}
+
+/// Counters and occupancy, from one snapshot of the core (see `Snakepit.get_stats/1`).
+#[rustler::nif]
+fn pool_stats(env: Env, pool: PoolRef) -> Term {
+    let stats = pool.stats();
+    let c = &stats.counters;
+    let answered = c.outcome(Outcome::Completed) + c.outcome(Outcome::WorkerError);
+    let avg_ms = if answered == 0 {
+        0.0
+    } else {
+        c.response_time.as_secs_f64() * 1000.0 / answered as f64
+    };
+    let counts = [
+        ("workers", stats.workers as u64),
+        ("available", stats.available as u64),
+        ("busy", stats.busy as u64),
+        ("queued", stats.queued as u64),
+        ("in_flight", stats.in_flight as u64),
+        ("requests", c.requests),
+        ("completed", c.outcome(Outcome::Completed)),
+        ("errors", c.errors()),
+        ("worker_errors", c.outcome(Outcome::WorkerError)),
+        ("timeouts", c.outcome(Outcome::Timeout)),
+        ("queue_timeouts", c.outcome(Outcome::QueueTimeout)),
+        ("requests_lost", c.outcome(Outcome::Lost)),
+        ("shutdown_errors", c.outcome(Outcome::Shutdown)),
+        ("circuit_errors", c.outcome(Outcome::CircuitOpen)),
+        ("callers_gone", c.outcome(Outcome::CallerGone)),
+        ("pool_saturated", c.pool_saturated),
+        ("circuit_rejections", c.circuit_rejections),
+        ("worker_crashes", c.worker_crashes),
+        ("worker_starts", c.worker_starts),
+        ("worker_start_failures", c.worker_start_failures),
+        ("workers_killed", c.workers_killed),
+        ("worker_recycles", c.worker_recycles),
+        ("health_checks", c.health_checks),
+    ];
+    let mut map = Term::map_new(env);
+    for (key, value) in counts {
+        map = map.map_put(atom(env, key), value).unwrap();
+    }
+    map.map_put(atom(env, "avg_response_time_ms"), avg_ms)
+        .and_then(|m| m.map_put(atom(env, "circuit_open"), stats.circuit_open))
+        .unwrap()
+}
+
+/// One map per slot in use: `id`, `os_pid`, `status`, `requests`.
+#[rustler::nif]
+fn pool_workers(env: Env, pool: PoolRef) -> Term {
+    let workers: Vec<Term> = pool
+        .workers()
+        .into_iter()
+        .map(|info| {
+            let status = match info.status {
+                SlotStatus::Idle => atoms::available(),
+                SlotStatus::Busy => atoms::busy(),
+                SlotStatus::Starting | SlotStatus::Waiting | SlotStatus::Vacant => {
+                    atoms::starting()
+                }
+                SlotStatus::Draining => atoms::draining(),
+            };
+            let worker = info.worker.as_ref();
+            Term::map_new(env)
+                .map_put(atom(env, "id"), worker.map(|w| w.id.as_str()))
+                .and_then(|m| m.map_put(atom(env, "os_pid"), worker.map(|w| w.os_pid)))
+                .and_then(|m| m.map_put(atom(env, "status"), status))
+                .and_then(|m| m.map_put(atom(env, "requests"), info.requests))
+                .unwrap()
+        })
+        .collect();
+    workers.encode(env)
+}
+
+/// OS pids of every worker process not yet reaped (including ones still starting).
+#[rustler::nif]
+fn pool_os_pids(pool: PoolRef) -> Vec<u32> {
+    pool.processes.snapshot().iter().map(|w| w.os_pid).collect()
+}
+
+fn atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
+    rustler::Atom::from_str(env, name).unwrap().encode(env)
+}

@@ -1,0 +1,169 @@
+//! Request NIFs: submit (frames the request and hands it to the pool) and the caller's deadline
+//! check.
+
+use std::time::Duration;
+
+use rustler::{Encoder, Env, Term};
+
+use snakepit_core::{Deadline, Request, Submitted};
+use snakepit_protocol::request::{encode_request, RequestError, RequestHead};
+
+use crate::atoms;
+use crate::codec::JsonWriter;
+use crate::error::PoolError;
+use crate::pool::{CallerMonitor, PoolRef};
+use crate::reply::ReplyTo;
+
+/// Longest command name accepted.
+pub const MAX_COMMAND_BYTES: usize = 1024;
+
+/// Submits a request; the outcome arrives as `{tag, {:ok_json, json} | {:ok, nil} | {:error,
+/// {reason, msg, details}}}`. Returns `{:ok, request_id}` or `{:error, {reason, msg, details}}`
+/// at once.
+#[rustler::nif]
+fn pool_submit<'a>(
+    env: Env<'a>,
+    pool: PoolRef,
+    tag: Term<'a>,
+    command: &str,
+    request_args: Term<'a>,
+    session_id: Option<&str>,
+    timeout_ms: u64,
+) -> Term<'a> {
+    submit(
+        env,
+        &pool,
+        tag,
+        command,
+        request_args,
+        session_id,
+        timeout_ms,
+    )
+}
+
+/// `pool_submit/6` for args large enough that encoding them may outlast a scheduler slice.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn pool_submit_dirty<'a>(
+    env: Env<'a>,
+    pool: PoolRef,
+    tag: Term<'a>,
+    command: &str,
+    request_args: Term<'a>,
+    session_id: Option<&str>,
+    timeout_ms: u64,
+) -> Term<'a> {
+    submit(
+        env,
+        &pool,
+        tag,
+        command,
+        request_args,
+        session_id,
+        timeout_ms,
+    )
+}
+
+fn submit<'a>(
+    env: Env<'a>,
+    pool: &PoolRef,
+    tag: Term<'a>,
+    command: &str,
+    args: Term<'a>,
+    session_id: Option<&str>,
+    timeout_ms: u64,
+) -> Term<'a> {
+    match try_submit(env, pool, tag, command, args, session_id, timeout_ms) {
+        Ok(id) => (atoms::ok(), id).encode(env),
+        Err(error) => (atoms::error(), error.to_term(env)).encode(env),
+    }
+}
+
+fn try_submit<'a>(
+    env: Env<'a>,
+    pool: &PoolRef,
+    tag: Term<'a>,
+    command: &str,
+    args: Term<'a>,
+    session_id: Option<&str>,
+    timeout_ms: u64,
+) -> Result<u64, PoolError> {
+    validate_command(command)?;
+    let id = pool.next_id();
+    let max_frame = pool.config.max_frame_size;
+    let mut frame = Vec::with_capacity(256);
+    let head = RequestHead {
+        command,
+        session_id,
+        stream: false,
+    };
+    let write_args = |out: &mut Vec<u8>| JsonWriter::new(out, "args").write(args);
+    encode_request(&mut frame, id, &head, write_args, max_frame).map_err(|error| match error {
+        RequestError::Args(error) => PoolError::InvalidArgs(error.to_string()),
+        RequestError::Frame(_) => PoolError::ArgsTooLarge {
+            size: frame.len(),
+            max: max_frame,
+        },
+    })?;
+    let caller = env.pid();
+    let request = Request {
+        id,
+        command: command.to_string(),
+        frame,
+        reply: ReplyTo::new(&pool.spares, caller, tag),
+        timeout: Duration::from_millis(timeout_ms),
+    };
+    match pool.submit(request) {
+        Ok(Submitted::Run { worker, frame }) => worker.send_frame(frame),
+        Ok(Submitted::Queued) => {
+            // Monitored only while it waits, and set outside the pool's lock: so that a caller
+            // that dies in the queue is dropped (see `resource.rs`).
+            if let Some(monitor) = env.monitor(pool, &caller) {
+                let caller = CallerMonitor {
+                    pool: pool.clone(),
+                    monitor,
+                };
+                if let Err(caller) = pool.attach_monitor(id, caller) {
+                    caller.pool.demonitor(Some(env), &caller.monitor);
+                }
+            }
+        }
+        Err((rejected, _request)) => return Err(rejected.into()),
+    }
+    Ok(id)
+}
+
+/// `{:wait, ms}`, `{:expired, {reason, msg, details}}` (withdrawn; no reply will come) or
+/// `:replied` (the reply is in or on its way to the caller's mailbox).
+#[rustler::nif]
+fn pool_check_deadline(env: Env, pool: PoolRef, request_id: u64) -> Term {
+    match pool.check_deadline(env, request_id) {
+        Deadline::Wait(left) => {
+            let ms = (left.as_micros() as u64).div_ceil(1000).max(1);
+            (atoms::wait(), ms).encode(env)
+        }
+        Deadline::Expired(failure) => {
+            (atoms::expired(), PoolError::from(failure).to_term(env)).encode(env)
+        }
+        Deadline::Replied => atoms::replied().encode(env),
+    }
+}
+
+fn validate_command(command: &str) -> Result<(), PoolError> {
+    if command.is_empty() {
+        return Err(PoolError::InvalidCommand(
+            "command must not be empty".into(),
+        ));
+    }
+    if command.len() > MAX_COMMAND_BYTES {
+        return Err(PoolError::InvalidCommand(format!(
+            "command is {} bytes long; the limit is {MAX_COMMAND_BYTES}",
+            command.len()
+        )));
+    }
+    if command.chars().any(char::is_control) {
+        return Err(PoolError::InvalidCommand(format!(
+            "command {command:?} contains control characters"
+        )));
+    }
+    Ok(())
+}
