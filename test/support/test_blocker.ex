@@ -10,7 +10,7 @@ defmodule Snakepit.TestBlocker do
       {:ok, pending} = Snakepit.Call.submit(pool, "block", TestBlocker.args(blocker))
       TestBlocker.assert_blocked(blocker)      # the worker is inside `block` now
       TestBlocker.release(blocker, "go")
-      {:ok, %{"released" => "go"}} = Snakepit.Call.await(pending)
+      {:ok, %{"released" => "go" <> _}} = Snakepit.Call.await(pending)
 
   Opening a FIFO for writing waits until a reader opens it, so a holder process opens it as
   soon as the blocker exists and tells the test when the worker has opened the other end. The
@@ -50,7 +50,7 @@ defmodule Snakepit.TestBlocker do
     :ok
   end
 
-  @doc "Lets the blocked worker go on: it reads `line` and returns `%{\"released\" => line}`."
+  @doc "Lets the blocked worker go on: it reads `line` (sent with a newline) and returns it."
   @spec release(t(), String.t()) :: :ok
   def release(%__MODULE__{holder: holder}, line \\ "go") do
     send(holder, {:release, line})
