@@ -10,31 +10,60 @@ defmodule Snakepit do
   because of the pool. Results come back as maps with string keys.
   """
 
-  alias Snakepit.{Error, Pool}
+  alias Snakepit.{Call, Error, Native, Pool}
+  alias Snakepit.Pool.Registry
 
   @doc """
-  Runs `command` with `args` (a map) on a free worker.
+  Runs `command` with `args` (a map) on a free worker and returns its result.
 
   Options:
 
-    * `:pool` - the pool's name (default `Snakepit.Pool`)
-    * `:timeout` - ms the command may run once on a worker (default: the pool's `:timeout`,
-      30000). Waiting for a free worker is bounded separately by the pool's `:queue_timeout`.
+  #{Snakepit.Pool.Options.docs(:call)}
+
+  An unknown or invalid option is `{:error, %Snakepit.Error{reason: :invalid_option}}`, naming
+  it; nothing is sent.
   """
   @spec execute(String.t(), map(), keyword()) :: {:ok, term()} | {:error, Error.t()}
-  def execute(command, args, opts \\ []), do: Pool.execute(command, args, opts)
+  def execute(command, args, opts \\ []), do: Call.execute(command, args, opts)
 
   @doc """
-  Pool statistics: `workers`, `available`, `busy`, `queued`, `requests` (accepted),
-  `completed`, `errors`, `queue_timeouts`, `pool_saturated`, `timeouts`, `worker_crashes`,
-  `worker_starts` and `avg_response_time_ms` (submit to reply, over completed requests).
+  The pool's counters and occupancy, a map of:
+
+    * `workers`, `available`, `busy` - worker slots: with a worker, idle, running a request
+    * `requests` - requests the pool accepted (a refused call is not a request)
+    * `completed` - accepted requests answered with a result
+    * `errors` - accepted requests answered with an error: the sum of
+      * `worker_errors` - the command raised, or the worker has no such command
+      * `timeouts` - the command ran longer than its `:timeout`
+      * `queue_timeouts` - no worker became free within `:queue_timeout` (it never ran)
+      * `requests_lost` - its worker crashed or broke the protocol while running it
+      * `shutdown_errors` - the pool stopped first
+      * `circuit_errors` - it was waiting in the queue when the circuit opened
+    * `callers_gone` - the caller died while its request waited in the queue: dropped, never run
+    * `in_flight` - running now, no outcome yet
+    * `queued` - waiting for a free worker now
+    * `pool_saturated`, `circuit_rejections` - calls refused at once (`:pool_saturated`,
+      `:circuit_open`); not requests
+    * `worker_starts`, `worker_start_failures`, `worker_crashes`, `workers_killed` (after a
+      timeout and `:cancel_grace`, or a failed health check), `worker_recycles`,
+      `health_checks` - what happened to workers
+    * `avg_response_time_ms` - submit to reply, over completed requests
+    * `circuit_open` - whether `:max_start_failures` starts in a row failed and none since
+      succeeded
+
+  Every accepted request is in exactly one of the outcomes, so in any one snapshot:
+
+      requests == completed + errors + callers_gone + in_flight + queued
+
+  Upstream Snakepit reports `errors` too but never increments it; here it counts every
+  accepted request that ended in an error, as above.
   """
   @spec get_stats(Pool.pool()) :: map()
-  def get_stats(pool \\ Pool), do: Pool.get_stats(pool)
+  def get_stats(pool \\ Pool), do: Native.pool_stats(Registry.native!(pool))
 
   @doc "One map per worker: `id`, `os_pid`, `status` (`:available`, `:busy`, `:starting`), `requests`."
   @spec list_workers(Pool.pool()) :: [map()]
-  def list_workers(pool \\ Pool), do: Pool.list_workers(pool)
+  def list_workers(pool \\ Pool), do: Native.pool_workers(Registry.native!(pool))
 
   @doc """
   Starts what is needed, waits for the pool, runs `fun` and shuts everything down (no worker

@@ -8,7 +8,10 @@ defmodule Snakepit.Adapter do
   bridge in `priv/python/snakepit_bridge`.
 
   Each callback receives the pool's options (see `Snakepit.Pool`), so an adapter can read its
-  own settings from `:adapter_args` or any other key.
+  own settings from `:adapter_args` or any other key. The callbacks run in the pool's process
+  before it starts workers, and must return within the pool's `:startup_timeout` (an adapter
+  that asks something of an external program bounds the wait by it and kills the program when
+  it overruns, as `Snakepit.Adapters.Python` does).
   """
 
   @doc "Absolute path of the program each worker runs."

@@ -13,7 +13,7 @@ defmodule Snakepit.Config do
         pool_startup_timeout: 10_000
 
   `pool_config` may also hold any `Snakepit.Pool` option by its own name (e.g. `env`,
-  `python_executable`, `timeout`). Values are validated by `Snakepit.Pool`.
+  `python_executable`, `timeout`). Values are validated by `Snakepit.Pool.Options`.
   """
 
   @top_level [
@@ -34,7 +34,7 @@ defmodule Snakepit.Config do
   def pool_options do
     env = Application.get_all_env(:snakepit)
     pool_config = Map.new(Keyword.get(env, :pool_config, %{}))
-    pool_option_names = Keyword.keys(Snakepit.Pool.defaults())
+    pool_option_names = Snakepit.Pool.Options.names()
 
     from_top = for {key, option} <- @top_level, Keyword.has_key?(env, key), do: {option, env[key]}
 

@@ -66,11 +66,6 @@ defmodule Snakepit.Error do
     }
   end
 
-  @doc false
-  # The NIF side's `{reason, message, details}`.
-  @spec from_native({reason(), String.t(), map()}) :: t()
-  def from_native({reason, message, details}), do: new(reason, message, details)
-
   @impl true
   def message(%__MODULE__{reason: reason, message: message}), do: "#{reason}: #{message}"
 end

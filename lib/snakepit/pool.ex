@@ -1,65 +1,55 @@
 defmodule Snakepit.Pool do
   @moduledoc """
-  A pool of worker processes whose scheduling runs in Rust (`native/snakepit_rs`).
+  The process that owns a pool of worker processes whose scheduling runs in Rust
+  (`native/snakepit_rs`).
 
-  This process owns the pool: it starts it, logs what workers print, answers `await_ready/2`,
-  and stops every worker when it terminates. Requests never pass through it: `execute/3` hands
-  them to the native pool directly and waits for the reply in the caller.
+  It starts the native pool, registers it by name (`Snakepit.Pool.Registry`), logs what workers
+  print and what happens to them, answers `await_ready/2`, and stops every worker when it
+  terminates; if it dies without terminating, the native pool notices and stops them too.
+  Requests never pass through it: `Snakepit.execute/3` (`Snakepit.Call`) hands them to the
+  native pool in the caller's process.
 
   ## Options
 
-    * `:name` - name to register and to pass as `:pool` (default `Snakepit.Pool`)
-    * `:size` - number of workers (default `System.schedulers_online() * 2`)
-    * `:adapter_module` - a `Snakepit.Adapter` (default `Snakepit.Adapters.Python`)
-    * `:adapter_args` - list of strings given to the worker program (default `[]`)
-    * `:python_executable` - interpreter for the Python adapter (default `python3`)
-    * `:env` - extra environment, a map or list of `{name, value}` strings (default `[]`)
-    * `:cwd` - working directory of workers (default: the BEAM's)
-    * `:queue_timeout` - ms a request may wait for a free worker (default `5000`)
-    * `:max_queue_size` - requests allowed to wait; more get `:pool_saturated` (default `1000`)
-    * `:startup_timeout` - ms a worker may take to start (default `10000`)
-    * `:timeout` - default execution timeout of a request in ms (default `30000`)
-    * `:max_frame_size` - largest request or reply in bytes (default 16 MiB)
-    * `:shutdown_grace` - ms between SIGTERM and SIGKILL when stopping (default `2000`)
-    * `:cancel_grace` - ms a worker has to answer after its request timed out (it is sent a
-      cancel frame) before it is killed and replaced (default `2000`)
-    * `:health_check_interval` - ms between pings of an idle worker; one that fails or does not
-      answer within `:health_check_timeout` (default `5000`) is replaced; `nil` turns health checks
-      off (default `30000`)
-    * `:worker_max_requests` - recycle a worker after this many requests (default `nil`: never)
-    * `:worker_ttl` - recycle a worker after this many ms (default `nil`: never). A recycled
-      worker's replacement starts first; the old one finishes its request and exits.
-    * `:max_start_failures` - consecutive failed worker starts after which the pool reports the
-      circuit open; while no worker runs, requests then fail at once with `:circuit_open`
-      (default `5`)
+  #{Snakepit.Pool.Options.docs(:pool)}
+
+  An invalid option raises `ArgumentError` naming it.
+
+  ## Start-up and failed starts
+
+  Workers start concurrently. When the first round of starts ends, the pool is ready if at least
+  one worker started (the others are retried in the background). If none started, the pool keeps
+  retrying with back-off (100 ms doubling, up to 5 s) for as long as it has no worker:
+  `await_ready/2` returns the error meanwhile, and becomes `:ok` once a worker has started.
+  While no worker runs, requests wait in the queue (up to `:queue_timeout`) until
+  `:max_start_failures` starts in a row have failed; then the circuit is open and they fail at
+  once with `:circuit_open`, until a worker starts again.
+
+  Nothing the pool does before starting workers (the adapter's `init/1` and
+  `executable_path/1`) may take longer than `:startup_timeout`; `start_link/1` then returns
+  `{:error, {:shutdown, message}}`.
+
+  ## Life-cycle events
+
+  The native pool tells this process what happens, and with `:event_listener` set, each event is
+  forwarded as `{:snakepit_pool_event, name, event}` once this process has handled it (so
+  `await_ready/2` already reflects it):
+
+    * `{:ready, started}` - the first round of starts ended with `started` workers running
+    * `{:start_failed, message}` - the first round of starts ended with no worker; retrying
+    * `{:worker_ready, id, os_pid}` - a worker finished its handshake and takes requests
+    * `{:worker_start_failed, message}` - one start failed (it is retried with back-off)
+    * `{:worker_exit, id, os_pid, exit}` - a worker died or was killed; a replacement starts
+    * `{:worker_retired, id, os_pid}` - a recycled worker exited after its replacement started
+    * `{:circuit_open, failures}` - `failures` starts failed in a row
+    * `:circuit_closed` - a worker started again after the circuit opened
   """
 
   use GenServer
   require Logger
 
   alias Snakepit.{Error, Native}
-
-  @defaults [
-    name: __MODULE__,
-    size: nil,
-    adapter_module: Snakepit.Adapters.Python,
-    adapter_args: [],
-    python_executable: nil,
-    env: [],
-    cwd: nil,
-    queue_timeout: 5_000,
-    max_queue_size: 1_000,
-    startup_timeout: 10_000,
-    timeout: 30_000,
-    max_frame_size: 16 * 1024 * 1024,
-    shutdown_grace: 2_000,
-    cancel_grace: 2_000,
-    health_check_interval: 30_000,
-    health_check_timeout: 5_000,
-    worker_max_requests: nil,
-    worker_ttl: nil,
-    max_start_failures: 5
-  ]
+  alias Snakepit.Pool.{Options, Registry}
 
   @typedoc "A pool's registered name."
   @type pool :: atom()
@@ -69,13 +59,14 @@ defmodule Snakepit.Pool do
   @doc "Starts a pool; see the module doc for options. Invalid options raise `ArgumentError`."
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do
-    opts = validate_options!(opts)
+    opts = Options.validate!(opts)
     GenServer.start_link(__MODULE__, opts, name: opts[:name])
   end
 
-  @doc false
+  @doc "A child spec for supervisors; its shutdown leaves room for the stop sequence."
+  @spec child_spec(keyword()) :: Supervisor.child_spec()
   def child_spec(opts) do
-    opts = validate_options!(opts)
+    opts = Options.validate!(opts)
 
     %{
       id: {__MODULE__, opts[:name]},
@@ -86,8 +77,10 @@ defmodule Snakepit.Pool do
   end
 
   @doc """
-  Waits until the pool's workers have started. Returns `{:error, %Snakepit.Error{}}` if none could
-  start, or if the pool is not ready within `timeout` ms.
+  Waits until the pool's first round of worker starts has ended. Returns `:ok` when a worker
+  runs, `{:error, %Snakepit.Error{reason: :pool_not_initialized}}` while none could start (the
+  pool keeps retrying; a later call returns `:ok` once one has), or if the pool is not ready
+  within `timeout` ms.
   """
   @spec await_ready(pool(), timeout()) :: :ok | {:error, Error.t()}
   def await_ready(pool \\ __MODULE__, timeout \\ 15_000) do
@@ -101,52 +94,42 @@ defmodule Snakepit.Pool do
       {:error, Error.new(:pool_not_initialized, "pool #{inspect(pool)} is not running")}
   end
 
-  @doc "Runs `command` on a worker of the pool given by `opts[:pool]`; see `Snakepit.execute/3`."
-  @spec execute(String.t(), map(), keyword()) :: {:ok, term()} | {:error, Error.t()}
-  def execute(command, args, opts \\ []) do
-    pool = Keyword.get(opts, :pool, __MODULE__)
-
-    with {:ok, {native, queue_timeout, default_timeout}} <- lookup(pool),
-         {:ok, timeout} <- timeout_option(opts, default_timeout),
-         {:ok, session_id} <- session_option(opts),
-         :ok <- validate_request(command, args) do
-      tag = make_ref()
-
-      case submit(native, tag, command, args, session_id, timeout_ms(timeout)) do
-        {:ok, request_id} -> await_reply(native, tag, request_id, min(queue_timeout, timeout))
-        {:error, error} -> {:error, Error.from_native(error)}
-      end
-    end
-  end
-
-  @doc "Counters and occupancy of the pool; see `Snakepit.get_stats/1`."
-  @spec get_stats(pool()) :: map()
-  def get_stats(pool \\ __MODULE__), do: Native.pool_stats(native!(pool))
-
-  @doc "One map per worker slot; see `Snakepit.list_workers/1`."
-  @spec list_workers(pool()) :: [map()]
-  def list_workers(pool \\ __MODULE__), do: Native.pool_workers(native!(pool))
-
   @doc "OS pids of every worker process of the pool that has not been reaped."
   @spec os_pids(pool()) :: [non_neg_integer()]
   def os_pids(pool \\ __MODULE__) do
-    case lookup(pool) do
-      {:ok, {native, _, _}} -> Native.pool_os_pids(native)
-      {:error, _} -> []
-    end
+    if native = Registry.native(pool), do: Native.pool_os_pids(native), else: []
   end
+
+  @doc "Same as `Snakepit.execute/3`."
+  @spec execute(String.t(), map(), keyword()) :: {:ok, term()} | {:error, Error.t()}
+  def execute(command, args, opts \\ []), do: Snakepit.Call.execute(command, args, opts)
+
+  @doc "Same as `Snakepit.get_stats/1`."
+  @spec get_stats(pool()) :: map()
+  def get_stats(pool \\ __MODULE__), do: Snakepit.get_stats(pool)
+
+  @doc "Same as `Snakepit.list_workers/1`."
+  @spec list_workers(pool()) :: [map()]
+  def list_workers(pool \\ __MODULE__), do: Snakepit.list_workers(pool)
 
   ## GenServer callbacks
 
   @impl true
   def init(opts) do
     Process.flag(:trap_exit, true)
-    adapter = opts[:adapter_module]
 
-    with :ok <- adapter_init(adapter, opts),
-         {:ok, native} <- start_native(adapter, opts) do
-      :persistent_term.put(key(opts[:name]), {native, opts[:queue_timeout], opts[:timeout]})
-      {:ok, %{name: opts[:name], native: native, status: :starting, waiters: []}}
+    with {:ok, config} <- native_config(opts[:adapter_module], opts),
+         {:ok, native} <- start_native(config) do
+      Registry.register(opts[:name], native, opts)
+
+      {:ok,
+       %{
+         name: opts[:name],
+         native: native,
+         listener: opts[:event_listener],
+         status: :starting,
+         waiters: []
+       }}
     else
       {:error, message} -> {:stop, {:shutdown, message}}
     end
@@ -162,7 +145,11 @@ defmodule Snakepit.Pool do
   end
 
   @impl true
-  def handle_info({:snakepit_event, event}, state), do: {:noreply, handle_event(event, state)}
+  def handle_info({:snakepit_event, event}, state) do
+    state = handle_event(event, state)
+    if state.listener, do: send(state.listener, {:snakepit_pool_event, state.name, event})
+    {:noreply, state}
+  end
 
   def handle_info({:snakepit_log, worker_id, stream, line}, state) do
     level = if stream == :stderr, do: :warning, else: :info
@@ -170,17 +157,17 @@ defmodule Snakepit.Pool do
     {:noreply, state}
   end
 
-  # Exits of linked ports (e.g. `System.cmd/3` in an adapter); the parent's exit is handled by
-  # GenServer itself, which then runs terminate/2.
+  # Exits of linked ports (e.g. the interpreter lookup of an adapter); the parent's exit is
+  # handled by GenServer itself, which then runs terminate/2.
   def handle_info({:EXIT, _from, _reason}, state), do: {:noreply, state}
 
   @impl true
   def terminate(_reason, state) do
-    :persistent_term.erase(key(state.name))
+    Registry.unregister(state.name)
     Native.pool_stop(state.native)
   end
 
-  ## Internals
+  ## Events
 
   defp handle_event({:ready, started}, state) do
     Logger.debug("pool #{inspect(state.name)} ready with #{started} workers")
@@ -188,14 +175,26 @@ defmodule Snakepit.Pool do
   end
 
   defp handle_event({:start_failed, message}, state) do
-    Logger.error("pool #{inspect(state.name)} could not start any worker: #{message}")
+    Logger.error(
+      "pool #{inspect(state.name)} could not start any worker: #{message}; " <>
+        "retrying with back-off (up to 5 s)"
+    )
+
     error = Error.new(:pool_not_initialized, "no worker could start: #{message}")
     reply_waiters(%{state | status: {:failed, error}}, {:error, error})
   end
 
   defp handle_event({:worker_ready, worker_id, os_pid}, state) do
     Logger.debug("worker #{worker_id} ready (os pid #{os_pid})")
-    state
+
+    case state.status do
+      {:failed, _} ->
+        Logger.info("pool #{inspect(state.name)}: a worker started; the pool is ready")
+        reply_waiters(%{state | status: :ready}, :ok)
+
+      _ ->
+        state
+    end
   end
 
   defp handle_event({:worker_exit, worker_id, os_pid, exit}, state) do
@@ -232,34 +231,46 @@ defmodule Snakepit.Pool do
     %{state | waiters: []}
   end
 
+  ## Starting the native pool
+
+  # What the adapter decides (program, arguments, environment) plus the pool's options, in the
+  # shape the native pool takes. The adapter's callbacks are bounded by `:startup_timeout`
+  # themselves (see `Snakepit.Adapter`).
+  defp native_config(adapter, opts) do
+    with :ok <- adapter_init(adapter, opts) do
+      {:ok,
+       %{
+         name: pool_label(opts[:name]),
+         size: opts[:size],
+         executable: adapter.executable_path(opts),
+         args: adapter.script_args(opts),
+         env: merge_env(adapter.env(opts), opts[:env]),
+         cwd: opts[:cwd],
+         max_queue_size: opts[:max_queue_size],
+         queue_timeout_ms: opts[:queue_timeout],
+         startup_timeout_ms: opts[:startup_timeout],
+         max_frame_size: opts[:max_frame_size],
+         shutdown_grace_ms: opts[:shutdown_grace],
+         run_id: Snakepit.Application.run_id(),
+         cancel_grace_ms: opts[:cancel_grace],
+         health_check_interval_ms: opts[:health_check_interval] || 0,
+         health_check_timeout_ms: opts[:health_check_timeout],
+         worker_max_requests: opts[:worker_max_requests] || 0,
+         worker_ttl_ms: opts[:worker_ttl] || 0,
+         max_start_failures: opts[:max_start_failures],
+         watchdog: Snakepit.ProcessRegistry.watchdog_path(),
+         registry_file: Snakepit.ProcessRegistry.registry_file()
+       }}
+    end
+  rescue
+    error in ArgumentError -> {:error, Exception.message(error)}
+  end
+
   defp adapter_init(adapter, opts) do
     if function_exported?(adapter, :init, 1), do: adapter.init(opts), else: :ok
   end
 
-  defp start_native(adapter, opts) do
-    config = %{
-      name: pool_label(opts[:name]),
-      size: opts[:size],
-      executable: adapter.executable_path(opts),
-      args: adapter.script_args(opts),
-      env: merge_env(adapter.env(opts), opts[:env]),
-      cwd: opts[:cwd],
-      max_queue_size: opts[:max_queue_size],
-      queue_timeout_ms: opts[:queue_timeout],
-      startup_timeout_ms: opts[:startup_timeout],
-      max_frame_size: opts[:max_frame_size],
-      shutdown_grace_ms: opts[:shutdown_grace],
-      run_id: Snakepit.Application.run_id(),
-      cancel_grace_ms: opts[:cancel_grace],
-      health_check_interval_ms: opts[:health_check_interval] || 0,
-      health_check_timeout_ms: opts[:health_check_timeout],
-      worker_max_requests: opts[:worker_max_requests] || 0,
-      worker_ttl_ms: opts[:worker_ttl] || 0,
-      max_start_failures: opts[:max_start_failures],
-      watchdog: Snakepit.ProcessRegistry.watchdog_path(),
-      registry_file: Snakepit.ProcessRegistry.registry_file()
-    }
-
+  defp start_native(config) do
     {:ok, Native.pool_start(config, self())}
   rescue
     error in ArgumentError -> {:error, Exception.message(error)}
@@ -279,200 +290,4 @@ defmodule Snakepit.Pool do
     |> Macro.underscore()
     |> String.replace(~r/[^A-Za-z0-9_]+/, "_")
   end
-
-  defp key(name), do: {__MODULE__, name}
-
-  # Introspection of a pool that is not running is a programming error: raise.
-  defp native!(pool) do
-    case lookup(pool) do
-      {:ok, {native, _, _}} -> native
-      {:error, error} -> raise error
-    end
-  end
-
-  defp lookup(pool) do
-    case :persistent_term.get(key(pool), nil) do
-      nil -> {:error, Error.new(:pool_not_initialized, "pool #{inspect(pool)} is not running")}
-      entry -> {:ok, entry}
-    end
-  end
-
-  # Encoding args happens in the submit NIF; beyond this size (bytes in external term format, a
-  # fast proxy for the JSON's) it could outlast a scheduler slice, so a dirty scheduler takes it.
-  @dirty_args_bytes 64 * 1024
-
-  defp submit(native, tag, command, args, session_id, timeout_ms) do
-    if :erlang.external_size(args) > @dirty_args_bytes,
-      do: Native.pool_submit_dirty(native, tag, command, args, session_id, timeout_ms),
-      else: Native.pool_submit(native, tag, command, args, session_id, timeout_ms)
-  end
-
-  # Waits for `{tag, reply}`. When `wait` ms pass without it, the native pool decides atomically:
-  # the request is withdrawn (expired: no reply will ever come), it has time left, or its reply is
-  # already on the way.
-  defp await_reply(native, tag, request_id, wait) do
-    receive do
-      {^tag, reply} -> decode_reply(reply)
-    after
-      wait ->
-        case Native.pool_check_deadline(native, request_id) do
-          {:wait, more} -> await_reply(native, tag, request_id, more)
-          {:expired, error} -> {:error, Error.from_native(error)}
-          :replied -> receive(do: ({^tag, reply} -> decode_reply(reply)))
-        end
-    end
-  end
-
-  defp decode_reply({:ok_json, json}) do
-    # Beyond this size decoding may outlast a scheduler slice; a dirty scheduler takes it.
-    decoded =
-      if byte_size(json) > 64 * 1024,
-        do: Native.json_decode_dirty(json),
-        else: Native.json_decode(json)
-
-    case decoded do
-      {:ok, _} = ok -> ok
-      {:error, message} -> {:error, Error.new(:protocol_error, "undecodable result: #{message}")}
-    end
-  end
-
-  defp decode_reply({:ok, _} = ok), do: ok
-  defp decode_reply({:error, error}), do: {:error, Error.from_native(error)}
-
-  defp validate_request(command, args) do
-    cond do
-      not is_binary(command) ->
-        {:error,
-         Error.new(:invalid_command, "command must be a string, got: #{inspect(command)}")}
-
-      not String.valid?(command) ->
-        {:error, Error.new(:invalid_command, "command is not valid UTF-8: #{inspect(command)}")}
-
-      not is_map(args) ->
-        {:error, Error.new(:invalid_args, "args must be a map, got: #{inspect(args)}")}
-
-      true ->
-        :ok
-    end
-  end
-
-  defp timeout_option(opts, default) do
-    case Keyword.get(opts, :timeout, default) do
-      :infinity -> {:ok, :infinity}
-      ms when is_integer(ms) and ms > 0 -> {:ok, ms}
-      other -> {:error, invalid_option(:timeout, "a positive integer or :infinity", other)}
-    end
-  end
-
-  defp session_option(opts) do
-    case Keyword.get(opts, :session_id) do
-      nil ->
-        {:ok, nil}
-
-      id when is_binary(id) and id != "" ->
-        if String.valid?(id),
-          do: {:ok, id},
-          else: {:error, invalid_option(:session_id, "a UTF-8 string", id)}
-
-      other ->
-        {:error, invalid_option(:session_id, "a non-empty string", other)}
-    end
-  end
-
-  defp invalid_option(name, expected, got) do
-    Error.new(
-      :invalid_option,
-      "invalid #{inspect(name)} option: expected #{expected}, got: #{inspect(got)}"
-    )
-  end
-
-  @max_timeout_ms 0xFFFF_FFFF_FFFF
-  defp timeout_ms(:infinity), do: @max_timeout_ms
-  defp timeout_ms(ms), do: ms
-
-  ## Option validation
-
-  @doc false
-  def defaults, do: @defaults
-
-  @doc false
-  def validate_options!(opts) do
-    opts = Keyword.validate!(opts, @defaults)
-    opts = Keyword.update!(opts, :size, &(&1 || System.schedulers_online() * 2))
-    Enum.each(opts, fn {name, value} -> check_option!(name, value) end)
-    Keyword.update!(opts, :env, &normalize_env/1)
-  end
-
-  defp check_option!(:name, value),
-    do: check!(:name, is_atom(value) and value != nil, "an atom", value)
-
-  defp check_option!(name, value) when name in [:size, :max_queue_size, :max_frame_size],
-    do: check!(name, is_integer(value) and value > 0, "a positive integer", value)
-
-  defp check_option!(name, value)
-       when name in [
-              :queue_timeout,
-              :startup_timeout,
-              :timeout,
-              :shutdown_grace,
-              :cancel_grace,
-              :health_check_timeout
-            ],
-       do:
-         check!(name, is_integer(value) and value > 0, "a positive integer (milliseconds)", value)
-
-  defp check_option!(name, value)
-       when name in [:health_check_interval, :worker_max_requests, :worker_ttl],
-       do:
-         check!(
-           name,
-           is_nil(value) or (is_integer(value) and value > 0),
-           "nil or a positive integer",
-           value
-         )
-
-  defp check_option!(:max_start_failures, value),
-    do: check!(:max_start_failures, is_integer(value) and value > 0, "a positive integer", value)
-
-  defp check_option!(:adapter_module, value) do
-    check!(
-      :adapter_module,
-      is_atom(value) and Code.ensure_loaded?(value) and
-        function_exported?(value, :executable_path, 1),
-      "a module implementing Snakepit.Adapter",
-      value
-    )
-  end
-
-  defp check_option!(:adapter_args, value),
-    do:
-      check!(
-        :adapter_args,
-        is_list(value) and Enum.all?(value, &is_binary/1),
-        "a list of strings",
-        value
-      )
-
-  defp check_option!(:python_executable, value),
-    do: check!(:python_executable, is_nil(value) or is_binary(value), "a string", value)
-
-  defp check_option!(:cwd, value),
-    do: check!(:cwd, is_nil(value) or is_binary(value), "a string", value)
-
-  defp check_option!(:env, value) do
-    valid =
-      (is_map(value) or is_list(value)) and
-        Enum.all?(value, &match?({k, v} when is_binary(k) and is_binary(v), &1))
-
-    check!(:env, valid, "a map or list of {name, value} strings", value)
-  end
-
-  defp check!(_name, true, _expected, _value), do: :ok
-
-  defp check!(name, false, expected, value) do
-    raise ArgumentError,
-          "invalid value for #{inspect(name)} option: expected #{expected}, got: #{inspect(value)}"
-  end
-
-  defp normalize_env(env), do: Enum.to_list(env)
 end

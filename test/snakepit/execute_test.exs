@@ -134,12 +134,36 @@ defmodule Snakepit.ExecuteTest do
       assert Snakepit.get_stats(pool).requests == 0
     end
 
-    test "invalid call options are errors", %{pool: pool} do
-      assert {:error, %Error{reason: :invalid_option}} =
-               Snakepit.execute("ping", %{}, pool: pool, timeout: -1)
+    test "call options are checked: an unknown or invalid one is an error naming it", %{
+      pool: pool
+    } do
+      for {opts, name} <- [
+            {[timeout: -1], ":timeout"},
+            {[timeout: nil], ":timeout"},
+            {[session_id: 12], ":session_id"},
+            {[session_id: ""], ":session_id"},
+            {[pool: "name"], ":pool"},
+            {[tiemout: 5_000], ":tiemout"}
+          ] do
+        assert {:error, %Error{reason: :invalid_option, category: :validation} = error} =
+                 Snakepit.execute("ping", %{}, [{:pool, pool} | opts])
+
+        assert error.message =~ name
+        assert error.message =~ "got:"
+      end
 
       assert {:error, %Error{reason: :invalid_option}} =
-               Snakepit.execute("ping", %{}, pool: pool, session_id: 12)
+               Snakepit.execute("ping", %{}, %{pool: pool})
+
+      assert {:error, %Error{reason: :invalid_option}} =
+               Snakepit.execute("ping", %{}, [{:pool, pool}, :timeout])
+
+      assert Snakepit.get_stats(pool).requests == 0
+    end
+
+    test "valid call options reach the worker", %{pool: pool} do
+      assert {:ok, %{"session_id" => "s-1"}} =
+               Snakepit.execute("whoami", %{}, pool: pool, session_id: "s-1", timeout: :infinity)
     end
 
     test "an unknown pool is :pool_not_initialized" do

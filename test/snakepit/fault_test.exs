@@ -4,23 +4,32 @@ defmodule Snakepit.FaultTest do
   use ExUnit.Case, async: true
 
   import Snakepit.TestPool
-  alias Snakepit.Error
+  alias Snakepit.{Call, Error, TestBlocker}
 
   @moduletag :fault
+  @moduletag :tmp_dir
 
   describe "a crashed worker" do
-    test "kill -9 mid-request fails that request with :worker_crashed and is replaced" do
+    test "kill -9 mid-request fails that request with :worker_crashed and is replaced", %{
+      tmp_dir: dir
+    } do
       pool = start_test_workers!(size: 1)
       victim = only_worker_pid(pool)
-      caller = Task.async(fn -> Snakepit.execute("sleep", %{ms: 10_000}, pool: pool) end)
-      eventually(fn -> Snakepit.get_stats(pool).busy == 1 end)
+      blocker = TestBlocker.new!(dir)
+      {:ok, pending} = Call.submit(pool, "block", TestBlocker.args(blocker))
+      TestBlocker.assert_blocked(blocker)
 
       os_kill(victim, "KILL")
 
-      assert {:error, %Error{reason: :worker_crashed, category: :worker}} = Task.await(caller)
+      assert {:error, %Error{reason: :worker_crashed, category: :worker}} = Call.await(pending)
       refute os_process_alive?(victim)
-      assert {:ok, %{"pid" => replacement}} = Snakepit.execute("ping", %{}, pool: pool)
-      assert replacement != victim
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_exit, _, ^victim, _}}, 10_000
+
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_ready, _, replacement}}
+                     when replacement != victim,
+                     10_000
+
+      assert {:ok, %{"pid" => ^replacement}} = Snakepit.execute("ping", %{}, pool: pool)
       assert %{worker_crashes: 1, workers: 1} = Snakepit.get_stats(pool)
     end
 
@@ -46,17 +55,17 @@ defmodule Snakepit.FaultTest do
   end
 
   describe "a hung worker" do
-    test "SIGSTOP: the caller gets :timeout, the worker is killed after the cancel grace and replaced" do
+    test "SIGSTOP: the caller gets :timeout, the worker is killed after the cancel grace and replaced",
+         %{tmp_dir: dir} do
       pool = start_test_workers!(size: 2, cancel_grace: 200)
-
-      caller =
-        Task.async(fn -> Snakepit.execute("sleep", %{ms: 200}, pool: pool, timeout: 100) end)
-
-      eventually(fn -> Snakepit.get_stats(pool).busy == 1 end)
+      [one, two] = Snakepit.Pool.os_pids(pool)
+      blocker = TestBlocker.new!(dir)
+      {:ok, pending} = Call.submit(pool, "block", TestBlocker.args(blocker), timeout: 100)
+      TestBlocker.assert_blocked(blocker)
       [stopped] = for %{status: :busy, os_pid: pid} <- Snakepit.list_workers(pool), do: pid
       os_kill(stopped, "STOP")
 
-      assert {:error, %Error{reason: :timeout}} = Task.await(caller)
+      assert {:error, %Error{reason: :timeout}} = Call.await(pending)
 
       # Until it is replaced, the stopped worker gets no work.
       for _ <- 1..10 do
@@ -64,29 +73,45 @@ defmodule Snakepit.FaultTest do
         assert pid != stopped
       end
 
-      eventually(fn -> not os_process_alive?(stopped) end)
-      eventually(fn -> Snakepit.get_stats(pool).available == 2 end)
-      assert %{workers_killed: 1, timeouts: 1, workers: 2} = Snakepit.get_stats(pool)
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_exit, _, ^stopped, _}}, 10_000
+      refute os_process_alive?(stopped)
+
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_ready, _, replacement}}
+                     when replacement != one and replacement != two,
+                     10_000
+
+      assert %{workers_killed: 1, timeouts: 1, workers: 2, available: 2} =
+               Snakepit.get_stats(pool)
     end
 
-    test "a worker that never answers is killed after the grace period; one that answers is kept" do
-      pool = start_test_workers!(size: 1, cancel_grace: 1_000)
+    test "a worker that answers within the grace period after its timeout is kept", %{
+      tmp_dir: dir
+    } do
+      pool = start_test_workers!(size: 1, cancel_grace: 60_000)
       patient = only_worker_pid(pool)
+      blocker = TestBlocker.new!(dir)
 
-      # Answers 100 ms after its timeout: within the grace period, so it is kept, and it was
-      # sent a cancel frame for the request.
       assert {:error, %Error{reason: :timeout}} =
-               Snakepit.execute("sleep", %{ms: 200}, pool: pool, timeout: 100)
+               Snakepit.execute("block", TestBlocker.args(blocker), pool: pool, timeout: 100)
 
-      assert {:ok, [_cancelled_id]} = Snakepit.execute("cancels", %{}, pool: pool)
-      assert only_worker_pid(pool) == patient
+      TestBlocker.release(blocker)
+      # Waits until the worker has answered (its reply is discarded), then runs on it.
+      assert {:ok, %{"pid" => ^patient}} = Snakepit.execute("ping", %{}, pool: pool)
+      assert %{workers_killed: 0, timeouts: 1} = Snakepit.get_stats(pool)
+    end
+
+    test "a worker that never answers after its timeout is killed after the grace period" do
+      pool = start_test_workers!(size: 1, cancel_grace: 100)
+      hung = only_worker_pid(pool)
 
       assert {:error, %Error{reason: :timeout}} =
                Snakepit.execute("hang", %{}, pool: pool, timeout: 100)
 
-      eventually(fn -> not os_process_alive?(patient) end)
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_exit, _, ^hung, _}}, 10_000
+      refute os_process_alive?(hung)
       assert {:ok, %{"pid" => replacement}} = Snakepit.execute("ping", %{}, pool: pool)
-      assert replacement != patient
+      assert replacement != hung
+      assert %{workers_killed: 1} = Snakepit.get_stats(pool)
     end
 
     test "a worker that stops reading mid-frame: nothing waits on it, the pool recovers" do
@@ -100,7 +125,7 @@ defmodule Snakepit.FaultTest do
       assert {:error, %Error{reason: :timeout}} =
                Snakepit.execute("echo", %{data: big}, pool: pool, timeout: 200)
 
-      eventually(fn -> not os_process_alive?(frozen) end)
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_exit, _, ^frozen, _}}, 10_000
       assert {:ok, %{"data" => ^big}} = Snakepit.execute("echo", %{data: big}, pool: pool)
     end
 
@@ -108,16 +133,11 @@ defmodule Snakepit.FaultTest do
       {pid, name} = start_owned_test_workers!(size: 1, shutdown_grace: 200)
       [frozen] = Snakepit.Pool.os_pids(name)
       os_kill(frozen, "STOP")
-
-      caller =
-        Task.async(fn ->
-          Snakepit.execute("echo", %{data: String.duplicate("y", 500_000)}, pool: name)
-        end)
-
-      eventually(fn -> Snakepit.get_stats(name).busy == 1 end)
+      # Accepted when `submit` returns: the only worker holds it.
+      {:ok, pending} = Call.submit(name, "echo", %{data: String.duplicate("y", 500_000)})
 
       :ok = GenServer.stop(pid)
-      assert {:error, %Error{reason: :pool_shutdown}} = Task.await(caller)
+      assert {:error, %Error{reason: :pool_shutdown}} = Call.await(pending)
       refute os_process_alive?(frozen)
     end
 
@@ -125,17 +145,15 @@ defmodule Snakepit.FaultTest do
       pool = start_test_workers!(size: 1, cancel_grace: 100)
       hung = only_worker_pid(pool)
 
-      # The caller is killed well before its timeout (1 s, long enough on a loaded machine).
-      {caller, ref} =
-        spawn_monitor(fn -> Snakepit.execute("hang", %{}, pool: pool, timeout: 1_000) end)
+      # The caller submits and exits at once: only the pool can time the request out.
+      {_caller, ref} =
+        spawn_monitor(fn -> {:ok, _} = Call.submit(pool, "hang", %{}, timeout: 100) end)
 
-      eventually(fn -> Snakepit.get_stats(pool).busy == 1 end)
-      Process.exit(caller, :kill)
-      assert_receive {:DOWN, ^ref, :process, _, :killed}
-      assert Snakepit.get_stats(pool).timeouts == 0
+      assert_receive {:DOWN, ^ref, :process, _, :normal}
 
-      eventually(fn -> not os_process_alive?(hung) end)
-      assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_exit, _, ^hung, _}}, 10_000
+      assert {:ok, %{"pid" => replacement}} = Snakepit.execute("ping", %{}, pool: pool)
+      assert replacement != hung
     end
 
     test "idle workers are health-checked; one that stops answering is replaced" do
@@ -150,9 +168,13 @@ defmodule Snakepit.FaultTest do
       frozen = only_worker_pid(pool)
       os_kill(frozen, "STOP")
 
-      eventually(fn -> not os_process_alive?(frozen) end)
-      eventually(fn -> Snakepit.get_stats(pool).available == 1 end)
-      assert only_worker_pid(pool) != frozen
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_exit, _, ^frozen, _}}, 10_000
+
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_ready, _, replacement}}
+                     when replacement != frozen,
+                     10_000
+
+      assert only_worker_pid(pool) == replacement
       assert Snakepit.get_stats(pool).health_checks >= 1
     end
   end
@@ -189,7 +211,7 @@ defmodule Snakepit.FaultTest do
                  Snakepit.execute(unquote(command), unquote(Macro.escape(args)), pool: pool)
 
         assert message =~ "broke the protocol"
-        eventually(fn -> not os_process_alive?(liar) end)
+        await_gone([liar])
         assert {:ok, %{"pid" => pid}} = Snakepit.execute("ping", %{}, pool: pool)
         assert pid != liar
       end
@@ -206,31 +228,51 @@ defmodule Snakepit.FaultTest do
   end
 
   describe "callers" do
-    test "a caller that dies while queued is dropped: its request never runs" do
+    test "a caller that dies while queued is dropped: its request never runs", %{tmp_dir: dir} do
       pool = start_test_workers!(size: 1)
-      busy = Task.async(fn -> Snakepit.execute("sleep", %{ms: 300}, pool: pool) end)
-      eventually(fn -> Snakepit.get_stats(pool).busy == 1 end)
-      {doomed, ref} = spawn_monitor(fn -> Snakepit.execute("crash", %{status: 9}, pool: pool) end)
-      eventually(fn -> Snakepit.get_stats(pool).queued == 1 end)
+      worker = only_worker_pid(pool)
+      blocker = TestBlocker.new!(dir)
+      {:ok, running} = Call.submit(pool, "block", TestBlocker.args(blocker))
+      TestBlocker.assert_blocked(blocker)
+      test = self()
 
+      {doomed, ref} =
+        spawn_monitor(fn ->
+          {:ok, _} = Call.submit(pool, "crash", %{status: 9})
+          send(test, :queued)
+          receive(do: (:never -> :ok))
+        end)
+
+      assert_receive :queued
       Process.exit(doomed, :kill)
       assert_receive {:DOWN, ^ref, :process, _, :killed}
-      eventually(fn -> Snakepit.get_stats(pool).queued == 0 end)
+      # The pool learns of the death asynchronously and no event says it has; its counter is
+      # the only sign. Freeing the worker before then could legitimately run the request.
+      await_counter(pool, :callers_gone, 1)
 
-      assert {:ok, _} = Task.await(busy)
-      worker = only_worker_pid(pool)
+      TestBlocker.release(blocker)
+      assert {:ok, _} = Call.await(running)
       # Had the dropped request run, the worker would have exited with status 9.
       assert {:ok, %{"pid" => ^worker}} = Snakepit.execute("ping", %{}, pool: pool)
-      assert %{callers_gone: 1, worker_crashes: 0} = Snakepit.get_stats(pool)
+      assert %{callers_gone: 1, worker_crashes: 0, queued: 0} = Snakepit.get_stats(pool)
     end
 
-    test "a caller that dies while its request runs: the result is discarded, the worker reused" do
+    test "a caller that dies while its request runs: the result is discarded, the worker reused",
+         %{tmp_dir: dir} do
       pool = start_test_workers!(size: 1)
       worker = only_worker_pid(pool)
-      {doomed, ref} = spawn_monitor(fn -> Snakepit.execute("sleep", %{ms: 200}, pool: pool) end)
-      eventually(fn -> Snakepit.get_stats(pool).busy == 1 end)
+      blocker = TestBlocker.new!(dir)
+
+      {doomed, ref} =
+        spawn_monitor(fn ->
+          {:ok, _} = Call.submit(pool, "block", TestBlocker.args(blocker))
+          receive(do: (:never -> :ok))
+        end)
+
+      TestBlocker.assert_blocked(blocker)
       Process.exit(doomed, :kill)
       assert_receive {:DOWN, ^ref, :process, _, :killed}
+      TestBlocker.release(blocker)
 
       assert {:ok, %{"pid" => ^worker}} = Snakepit.execute("ping", %{}, pool: pool)
       assert %{worker_crashes: 0, completed: 2} = Snakepit.get_stats(pool)
@@ -254,53 +296,96 @@ defmodule Snakepit.FaultTest do
       end
     end
 
-    test "a worker that does not finish its handshake in time is killed" do
+    test "a worker that does not finish its handshake in time is killed", %{tmp_dir: dir} do
       name = :"hanging_#{System.unique_integer([:positive])}"
+      pids = Path.join(dir, "pids")
+      worker = Snakepit.Adapters.TestWorker.executable_path([])
 
       start_supervised!(
         {Snakepit.Pool,
          name: name,
          size: 1,
          startup_timeout: 200,
-         adapter_module: Snakepit.Adapters.TestWorker,
-         adapter_args: ["--hang-start"]},
+         adapter_module: Snakepit.ShellAdapter,
+         adapter_args: [~s(echo $$ >> "#{pids}"; exec "#{worker}" --hang-start)],
+         event_listener: self()},
         id: name
       )
 
+      assert_receive {:snakepit_pool_event, ^name, {:worker_start_failed, message}}, 10_000
+      assert message =~ "handshake"
       assert {:error, %Error{message: message}} = Snakepit.Pool.await_ready(name)
       assert message =~ "handshake"
-      eventually(fn -> Snakepit.Pool.os_pids(name) == [] end)
+      # The pool keeps retrying; the first attempt's process is gone.
+      [first | _] = pids |> File.read!() |> String.split() |> Enum.map(&String.to_integer/1)
+      await_gone([first])
     end
 
-    @tag :tmp_dir
     test "repeated start failures open the circuit; a successful start closes it", %{tmp_dir: dir} do
       marker = Path.join(dir, "fail")
-      worker = Snakepit.Adapters.TestWorker.executable_path([])
-      # The worker refuses to start while the marker file exists.
-      script = ~s(if [ -e "#{marker}" ]; then exit 3; fi; exec "#{worker}")
 
       pool =
         start_test_workers!(
           size: 1,
           max_start_failures: 2,
-          adapter_module: Snakepit.ShellAdapter,
-          adapter_args: [script]
+          adapter_args: [fail_while(marker)],
+          adapter_module: Snakepit.ShellAdapter
         )
+
+      first = only_worker_pid(pool)
 
       File.write!(marker, "")
 
       assert {:error, %Error{reason: :worker_crashed}} =
                Snakepit.execute("crash", %{}, pool: pool)
 
-      eventually(fn -> Snakepit.get_stats(pool).circuit_open end)
+      assert_receive {:snakepit_pool_event, ^pool, {:circuit_open, 2}}, 10_000
+      assert Snakepit.get_stats(pool).circuit_open
 
       assert {:error, %Error{reason: :circuit_open, category: :pool}} =
                Snakepit.execute("ping", %{}, pool: pool)
 
       File.rm!(marker)
-      eventually(fn -> Snakepit.get_stats(pool).workers == 1 end, 1_000)
+      assert_receive {:snakepit_pool_event, ^pool, :circuit_closed}, 10_000
+
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_ready, _, replacement}}
+                     when replacement != first,
+                     10_000
+
       refute Snakepit.get_stats(pool).circuit_open
-      assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
+      assert {:ok, %{"pid" => ^replacement}} = Snakepit.execute("ping", %{}, pool: pool)
+    end
+
+    test "a start failure that goes away: the pool keeps retrying, then becomes ready and serves",
+         %{tmp_dir: dir} do
+      marker = Path.join(dir, "fail")
+      File.write!(marker, "")
+      name = :"recovering_#{System.unique_integer([:positive])}"
+
+      start_supervised!(
+        {Snakepit.Pool,
+         name: name,
+         size: 1,
+         max_start_failures: 1_000,
+         queue_timeout: 60_000,
+         adapter_module: Snakepit.ShellAdapter,
+         adapter_args: [fail_while(marker)],
+         event_listener: self()},
+        id: name
+      )
+
+      assert_receive {:snakepit_pool_event, ^name, {:start_failed, _}}, 10_000
+
+      assert {:error, %Error{reason: :pool_not_initialized}} = Snakepit.Pool.await_ready(name)
+
+      # No worker runs and the circuit is closed: a request is accepted and waits for one.
+      assert {:ok, waiting} = Call.submit(name, "ping", %{})
+
+      File.rm!(marker)
+      assert_receive {:snakepit_pool_event, ^name, {:worker_ready, _, os_pid}}, 10_000
+      assert :ok = Snakepit.Pool.await_ready(name)
+      assert {:ok, %{"pid" => ^os_pid}} = Call.await(waiting)
+      assert {:ok, %{"pid" => ^os_pid}} = Snakepit.execute("ping", %{}, pool: name)
     end
   end
 
@@ -312,7 +397,8 @@ defmodule Snakepit.FaultTest do
       results = for i <- 1..30, do: Snakepit.execute("echo", %{i: i}, pool: pool)
       assert Enum.all?(results, &match?({:ok, _}, &1))
 
-      eventually(fn -> not os_process_alive?(first) end)
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_retired, _, ^first}}, 10_000
+      refute os_process_alive?(first)
       stats = Snakepit.get_stats(pool)
       # Requests keep flowing to the old worker while its replacement starts, so fewer recycles
       # than 30 / 5 happen — none of them costs a request.
@@ -323,22 +409,23 @@ defmodule Snakepit.FaultTest do
     test "worker_ttl retires a worker that is never idle, without failing a request" do
       pool = start_test_workers!(size: 1, worker_ttl: 150)
       first = only_worker_pid(pool)
-      stop_at = System.monotonic_time(:millisecond) + 600
+      caller = Task.async(fn -> call_until_stopped(pool, []) end)
 
-      results =
-        Stream.repeatedly(fn -> Snakepit.execute("sleep", %{ms: 5}, pool: pool) end)
-        |> Enum.take_while(fn _ -> System.monotonic_time(:millisecond) < stop_at end)
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_retired, _, ^first}}, 10_000
+      send(caller.pid, :stop)
+      results = Task.await(caller)
 
-      assert Enum.all?(results, &match?({:ok, _}, &1))
-      eventually(fn -> not os_process_alive?(first) end)
+      assert results != [] and Enum.all?(results, &match?({:ok, _}, &1))
       assert %{errors: 0, worker_crashes: 0} = Snakepit.get_stats(pool)
     end
 
     test "worker_ttl retires idle workers" do
       pool = start_test_workers!(size: 2, worker_ttl: 200)
-      old = Snakepit.Pool.os_pids(pool)
-      eventually(fn -> Enum.all?(old, &(not os_process_alive?(&1))) end)
-      eventually(fn -> Snakepit.get_stats(pool).available == 2 end)
+
+      for old <- Snakepit.Pool.os_pids(pool) do
+        assert_receive {:snakepit_pool_event, ^pool, {:worker_retired, _, ^old}}, 10_000
+      end
+
       assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
     end
   end
@@ -349,11 +436,10 @@ defmodule Snakepit.FaultTest do
         start_owned_test_workers!(shutdown_grace: 300, adapter_args: ["--ignore-sigterm"])
 
       os_pids = Snakepit.Pool.os_pids(name)
-      caller = Task.async(fn -> Snakepit.execute("hang", %{}, pool: name) end)
-      eventually(fn -> Snakepit.get_stats(name).busy == 1 end)
+      {:ok, pending} = Call.submit(name, "hang", %{})
 
       :ok = GenServer.stop(pid)
-      assert {:error, %Error{reason: :pool_shutdown}} = Task.await(caller)
+      assert {:error, %Error{reason: :pool_shutdown}} = Call.await(pending)
       refute Enum.any?(os_pids, &os_process_alive?/1)
     end
 
@@ -364,7 +450,7 @@ defmodule Snakepit.FaultTest do
 
       # No terminate/2 runs: the native pool notices its owner's death through a monitor.
       Process.exit(pid, :kill)
-      eventually(fn -> not Enum.any?(os_pids, &os_process_alive?/1) end)
+      await_gone(os_pids)
 
       assert {:error, %Error{reason: :pool_shutdown}} = Snakepit.execute("ping", %{}, pool: name)
     end
@@ -377,7 +463,29 @@ defmodule Snakepit.FaultTest do
       assert os_process_alive?(child)
 
       :ok = GenServer.stop(pid)
-      eventually(fn -> not os_process_alive?(child) end)
+      await_gone([child])
+    end
+  end
+
+  # A start script that fails (exit 3) while `marker` exists and runs the test worker otherwise.
+  defp fail_while(marker) do
+    worker = Snakepit.Adapters.TestWorker.executable_path([])
+    ~s(if [ -e "#{marker}" ]; then exit 3; fi; exec "#{worker}")
+  end
+
+  defp call_until_stopped(pool, results) do
+    receive do
+      :stop -> results
+    after
+      0 -> call_until_stopped(pool, [Snakepit.execute("sleep", %{ms: 5}, pool: pool) | results])
+    end
+  end
+
+  # Waits for a counter of the pool to reach `value`: only where no event marks the change.
+  defp await_counter(pool, counter, value) do
+    unless Map.fetch!(Snakepit.get_stats(pool), counter) >= value do
+      Process.sleep(10)
+      await_counter(pool, counter, value)
     end
   end
 end

@@ -1,7 +1,7 @@
 defmodule Snakepit.LifecycleTest do
   use ExUnit.Case, async: true
 
-  alias Snakepit.{Error, TestPool}
+  alias Snakepit.{Call, Error, TestBlocker, TestPool}
 
   @moduletag :tmp_dir
 
@@ -28,18 +28,20 @@ defmodule Snakepit.LifecycleTest do
              Snakepit.execute("ping", %{}, pool: opts[:name])
   end
 
-  test "requests running or queued when the pool stops get :pool_shutdown" do
+  test "requests running or queued when the pool stops get :pool_shutdown", %{tmp_dir: dir} do
     opts = TestPool.options(size: 1, shutdown_grace: 200)
     {:ok, pid} = Snakepit.Pool.start_link(opts)
     :ok = Snakepit.Pool.await_ready(opts[:name])
-    running = Task.async(fn -> Snakepit.execute("sleep", %{ms: 5_000}, pool: opts[:name]) end)
-    TestPool.eventually(fn -> Snakepit.get_stats(opts[:name]).busy == 1 end)
-    queued = Task.async(fn -> Snakepit.execute("ping", %{}, pool: opts[:name]) end)
-    TestPool.eventually(fn -> Snakepit.get_stats(opts[:name]).queued == 1 end)
+    blocker = TestBlocker.new!(dir)
+    # Submitted from this process: once `submit` returns, the first request holds the only
+    # worker and the second waits in the queue.
+    {:ok, running} = Call.submit(opts[:name], "block", TestBlocker.args(blocker))
+    TestBlocker.assert_blocked(blocker)
+    {:ok, queued} = Call.submit(opts[:name], "ping", %{})
 
     :ok = GenServer.stop(pid)
-    assert {:error, %Error{reason: :pool_shutdown}} = Task.await(running)
-    assert {:error, %Error{reason: :pool_shutdown}} = Task.await(queued)
+    assert {:error, %Error{reason: :pool_shutdown}} = Call.await(running)
+    assert {:error, %Error{reason: :pool_shutdown}} = Call.await(queued)
   end
 
   test "a worker that dies mid-request fails it with :worker_crashed and is replaced" do
@@ -56,17 +58,25 @@ defmodule Snakepit.LifecycleTest do
     assert %{worker_crashes: 1, workers: 1} = Snakepit.get_stats(pool)
   end
 
-  test "an adapter that cannot load: await_ready explains why" do
-    opts = TestPool.options(adapter_args: ["--adapter", "no_such_module.Adapter"])
+  test "an adapter that cannot load: await_ready explains why; requests fail once the circuit opens" do
+    opts =
+      TestPool.options(
+        adapter_args: ["--adapter", "no_such_module.Adapter"],
+        max_start_failures: 1
+      )
+
+    name = opts[:name]
     start_supervised!({Snakepit.Pool, opts})
+    assert_receive {:snakepit_pool_event, ^name, {:start_failed, _}}, 30_000
 
     assert {:error, %Error{reason: :pool_not_initialized, message: message}} =
-             Snakepit.Pool.await_ready(opts[:name])
+             Snakepit.Pool.await_ready(name)
 
     assert message =~ "no_such_module"
 
-    assert {:error, %Error{reason: :pool_not_initialized}} =
-             Snakepit.execute("ping", %{}, pool: opts[:name])
+    # The pool keeps retrying; while no worker runs and the circuit is open, requests fail at once.
+    assert_receive {:snakepit_pool_event, ^name, {:circuit_open, 1}}, 30_000
+    assert {:error, %Error{reason: :circuit_open}} = Snakepit.execute("ping", %{}, pool: name)
   end
 
   test "a missing interpreter fails the start with a clear reason" do
@@ -76,6 +86,36 @@ defmodule Snakepit.LifecycleTest do
              Snakepit.Pool.start_link(TestPool.options(python_executable: "/no/such/python"))
 
     assert message =~ "/no/such/python"
+  end
+
+  test "an interpreter that does not answer is killed within the startup timeout", %{
+    tmp_dir: dir
+  } do
+    Process.flag(:trap_exit, true)
+    pid_file = Path.join(dir, "interpreter.pid")
+    python = Path.join(dir, "python3")
+    # Asked where it is (`-c "import sys; print(sys.executable)"`), it never answers.
+    File.write!(python, """
+    #!/bin/sh
+    echo $$ > "#{pid_file}"
+    exec sleep 100000
+    """)
+
+    File.chmod!(python, 0o755)
+
+    # Without a bound, this call would hang and the test's timeout would fail it.
+    assert {:error, {:shutdown, message}} =
+             Snakepit.Pool.start_link(
+               TestPool.options(python_executable: python, startup_timeout: 2_000)
+             )
+
+    assert message =~ python
+    assert message =~ "2000 ms"
+    assert message =~ ":startup_timeout"
+    # Killed and reaped before start_link returned: no process is left behind.
+    os_pid = pid_file |> File.read!() |> String.trim() |> String.to_integer()
+    refute TestPool.os_process_alive?(os_pid)
+    refute File.exists?("/proc/#{os_pid}")
   end
 
   test "await_ready on a pool that is not running" do

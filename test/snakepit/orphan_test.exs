@@ -42,7 +42,7 @@ defmodule Snakepit.OrphanTest do
     assert_receive {^port, {:exit_status, _}}, 5_000
 
     # Workers die with the BEAM (parent-death signal); their children by the watchdog.
-    gone_within(processes, 2_000)
+    await_gone(processes)
     # The dead run's registry file is left for the next start to check.
     assert [_] = Path.wildcard(Path.join(dir, "*.pids"))
   end
@@ -60,23 +60,12 @@ defmodule Snakepit.OrphanTest do
 
     assert Snakepit.ProcessRegistry.cleanup_stale_runs(dir) == [leftover]
 
-    gone_within([leftover], 2_000)
+    await_gone([leftover])
     assert os_process_alive?(unrelated) and os_process_alive?(live_child)
     refute File.exists?(Path.join(dir, "#{dead_run}.pids"))
     assert File.exists?(live_file)
     os_kill(unrelated, "KILL")
     os_kill(live_child, "KILL")
-  end
-
-  defp gone_within(os_pids, ms) do
-    deadline = System.monotonic_time(:millisecond) + ms
-
-    Stream.repeatedly(fn -> Enum.filter(os_pids, &os_process_alive?/1) end)
-    |> Enum.find(fn alive ->
-      alive == [] or System.monotonic_time(:millisecond) > deadline or
-        (Process.sleep(20) && false)
-    end)
-    |> then(fn alive -> assert alive == [], "still running after #{ms} ms: #{inspect(alive)}" end)
   end
 
   defp spawn_sleeper(env) do

@@ -1,89 +1,81 @@
 defmodule Snakepit.QueueTest do
   use ExUnit.Case, async: true
 
-  alias Snakepit.{Error, TestPool}
+  alias Snakepit.{Call, Error, TestBlocker, TestPool}
 
   @moduletag :tmp_dir
 
-  defp marker_lines(path) do
-    case File.read(path) do
-      {:ok, text} -> String.split(text, "\n", trim: true)
-      {:error, :enoent} -> []
-    end
-  end
-
   test "a request that waits past the queue timeout fails and never runs", %{tmp_dir: dir} do
     pool = TestPool.start!(size: 1, queue_timeout: 200)
-    marker = Path.join(dir, "ran")
+    holder = TestBlocker.new!(dir)
+    {:ok, running} = Call.submit(pool, "block", TestBlocker.args(holder))
+    TestBlocker.assert_blocked(holder)
 
-    busy =
-      Task.async(fn -> Snakepit.execute("sleep", %{ms: 2_000, marker: marker}, pool: pool) end)
-
-    TestPool.eventually(fn -> marker_lines(marker) == ["2000"] end)
+    # The only worker is blocked until released, so this request can only wait, then expire.
+    never = TestBlocker.new!(dir)
 
     assert {:error, %Error{reason: :queue_timeout, category: :pool}} =
-             Snakepit.execute("sleep", %{ms: 1, marker: marker}, pool: pool)
+             Snakepit.execute("block", TestBlocker.args(never), pool: pool)
 
-    assert {:ok, %{"slept" => 2000}} = Task.await(busy)
-    # FIFO: had the timed-out request been sent to the worker, it would have run before this one.
+    TestBlocker.release(holder)
+    assert {:ok, %{"released" => "go" <> _}} = Call.await(running)
+    # FIFO: had the expired request been sent to the worker, it would have run before this one
+    # (and blocked it).
     assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
-    assert marker_lines(marker) == ["2000"]
+    refute TestBlocker.started?(never)
     assert %{queue_timeouts: 1, queued: 0} = Snakepit.get_stats(pool)
   end
 
-  test "beyond max_queue_size requests are refused with :pool_saturated at once" do
-    pool = TestPool.start!(size: 1, max_queue_size: 2, queue_timeout: 10_000)
-    running = Task.async(fn -> Snakepit.execute("sleep", %{ms: 1_000}, pool: pool) end)
-    TestPool.eventually(fn -> Snakepit.get_stats(pool).busy == 1 end)
-    queued = for _ <- 1..2, do: Task.async(fn -> Snakepit.execute("ping", %{}, pool: pool) end)
-    TestPool.eventually(fn -> Snakepit.get_stats(pool).queued == 2 end)
+  test "beyond max_queue_size requests are refused with :pool_saturated at once", %{tmp_dir: dir} do
+    pool = TestPool.start!(size: 1, max_queue_size: 2, queue_timeout: 60_000)
+    blocker = TestBlocker.new!(dir)
+    {:ok, running} = Call.submit(pool, "block", TestBlocker.args(blocker))
+    TestBlocker.assert_blocked(blocker)
+    queued = for _ <- 1..2, do: elem(Call.submit(pool, "ping", %{}), 1)
 
     assert {:error, %Error{reason: :pool_saturated}} = Snakepit.execute("ping", %{}, pool: pool)
 
-    assert {:ok, _} = Task.await(running)
-    assert [{:ok, _}, {:ok, _}] = Task.await_many(queued)
+    TestBlocker.release(blocker)
+    assert {:ok, _} = Call.await(running)
+    assert [{:ok, _}, {:ok, _}] = Enum.map(queued, &Call.await/1)
     assert %{pool_saturated: 1} = Snakepit.get_stats(pool)
   end
 
-  test "an execution timeout fails the caller; that worker gets no new work until it answers" do
-    pool = TestPool.start!(size: 2)
-
-    slow = Task.async(fn -> Snakepit.execute("sleep", %{ms: 1_500}, pool: pool, timeout: 100) end)
+  test "an execution timeout fails the caller; that worker gets no new work until it answers",
+       %{tmp_dir: dir} do
+    pool = TestPool.start!(size: 2, cancel_grace: 60_000)
+    blocker = TestBlocker.new!(dir)
 
     assert {:error, %Error{reason: :timeout, category: :worker, message: message}} =
-             Task.await(slow)
+             Snakepit.execute("block", TestBlocker.args(blocker), pool: pool, timeout: 100)
 
     assert message =~ "100 ms"
     [stuck] = Enum.filter(Snakepit.list_workers(pool), &(&1.status == :busy))
 
-    # While it is still sleeping, everything goes to the other worker.
+    # While it is still blocked, everything goes to the other worker.
     for _ <- 1..20 do
       assert {:ok, %{"pid" => pid}} = Snakepit.execute("whoami", %{}, pool: pool)
       assert pid != stuck.os_pid
     end
 
-    # Once it answers, its reply is discarded and it serves again.
-    TestPool.eventually(fn -> Snakepit.get_stats(pool).available == 2 end)
-    pids = for _ <- 1..20, do: elem(Snakepit.execute("whoami", %{}, pool: pool), 1)["pid"]
-    assert stuck.os_pid in pids
+    # Once it answers, its reply is discarded and it serves again: two requests blocked at the
+    # same time hold both workers.
+    TestBlocker.release(blocker)
+    both = for _ <- 1..2, do: TestBlocker.new!(dir)
+    pending = for b <- both, do: elem(Call.submit(pool, "block", TestBlocker.args(b)), 1)
+    Enum.each(both, &TestBlocker.assert_blocked/1)
+    assert stuck.os_pid in Snakepit.Pool.os_pids(pool)
+    assert Enum.all?(Snakepit.list_workers(pool), &(&1.status == :busy))
+    Enum.each(both, &TestBlocker.release/1)
+    assert [{:ok, _}, {:ok, _}] = Enum.map(pending, &Call.await/1)
     assert %{timeouts: 1} = Snakepit.get_stats(pool)
+
     # The late reply never reached this process.
     receive do
       {ref, _} = late when is_reference(ref) -> flunk("late reply delivered: #{inspect(late)}")
     after
       0 -> :ok
     end
-  end
-
-  test "a queued request's execution timeout counts from when it reaches a worker" do
-    pool = TestPool.start!(size: 1)
-    first = Task.async(fn -> Snakepit.execute("sleep", %{ms: 1_200}, pool: pool) end)
-    TestPool.eventually(fn -> Snakepit.get_stats(pool).busy == 1 end)
-    # Waits about 1.2 s in the queue, longer than its 600 ms execution timeout, then runs 100 ms.
-    assert {:ok, %{"slept" => 100}} =
-             Snakepit.execute("sleep", %{ms: 100}, pool: pool, timeout: 600)
-
-    assert {:ok, _} = Task.await(first)
   end
 
   test "200 concurrent callers × 200 requests: every reply reaches its own caller" do

@@ -1,6 +1,8 @@
 defmodule Snakepit.TestPool do
   @moduledoc """
-  Starts pools of real Python workers running `test/support/python/snakepit_test_adapter.py`.
+  Starts pools of real Python workers running `test/support/python/snakepit_test_adapter.py`,
+  or of `snakepit_test_worker`, with the test process as their `:event_listener`: tests wait
+  for `{:snakepit_pool_event, pool, event}` instead of polling the pool.
   """
 
   import ExUnit.Callbacks, only: [start_supervised!: 2]
@@ -18,6 +20,7 @@ defmodule Snakepit.TestPool do
       [
         name: name,
         size: 2,
+        event_listener: self(),
         adapter_args: ["--adapter", "snakepit_test_adapter.TestAdapter"],
         startup_timeout: 20_000
       ],
@@ -32,21 +35,6 @@ defmodule Snakepit.TestPool do
     start_supervised!({Snakepit.Pool, opts}, id: opts[:name])
     :ok = Snakepit.Pool.await_ready(opts[:name], 30_000)
     opts[:name]
-  end
-
-  @doc "Polls `fun` until it returns a truthy value (for state the pool reaches on its own)."
-  def eventually(fun, attempts \\ 500) do
-    case fun.() do
-      result when result in [nil, false] and attempts > 0 ->
-        Process.sleep(10)
-        eventually(fun, attempts - 1)
-
-      result when result in [nil, false] ->
-        raise "condition not reached"
-
-      result ->
-        result
-    end
   end
 
   @doc "Starts a supervised pool of `Snakepit.Adapters.TestWorker` processes and waits for it."
@@ -70,7 +58,11 @@ defmodule Snakepit.TestPool do
 
   defp test_worker_options(opts) do
     name = :"fault_pool_#{System.unique_integer([:positive])}"
-    Keyword.merge([name: name, size: 2, adapter_module: Snakepit.Adapters.TestWorker], opts)
+
+    Keyword.merge(
+      [name: name, size: 2, adapter_module: Snakepit.Adapters.TestWorker, event_listener: self()],
+      opts
+    )
   end
 
   @doc "OS pid of the only worker of a pool of size 1."
@@ -91,6 +83,25 @@ defmodule Snakepit.TestPool do
 
       {:error, _} ->
         false
+    end
+  end
+
+  @doc """
+  Waits until none of `os_pids` runs. Polls /proc: an OS process's end sends the test no event.
+  Without a bound of its own: if a process never ends, the test's timeout fails the test.
+  """
+  def await_gone(os_pids) do
+    await_os(fn -> not Enum.any?(os_pids, &os_process_alive?/1) end)
+  end
+
+  @doc """
+  Polls `fun` until it returns true. Only for facts about OS processes (/proc: pids,
+  descriptors, threads), which send no events; never for the pool's own state.
+  """
+  def await_os(fun) do
+    unless fun.() do
+      Process.sleep(10)
+      await_os(fun)
     end
   end
 

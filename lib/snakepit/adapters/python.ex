@@ -15,12 +15,14 @@ defmodule Snakepit.Adapters.Python do
 
   @behaviour Snakepit.Adapter
 
+  @default_timeout 10_000
+
   @impl true
   def executable_path(opts) do
     requested =
       Keyword.get(opts, :python_executable) || System.get_env("SNAKEPIT_PYTHON") || "python3"
 
-    resolve_interpreter(requested)
+    resolve_interpreter(requested, Keyword.get(opts, :startup_timeout, @default_timeout))
   end
 
   @impl true
@@ -60,15 +62,16 @@ defmodule Snakepit.Adapters.Python do
 
   @doc """
   The interpreter binary behind `executable` (a name on `PATH` or a path), asked of Python itself
-  and cached for the life of the VM.
+  and cached for the life of the VM. An interpreter that does not answer within `timeout` ms is
+  killed (it leaves no process) and `ArgumentError` is raised.
   """
-  @spec resolve_interpreter(String.t()) :: String.t()
-  def resolve_interpreter(executable) do
+  @spec resolve_interpreter(String.t(), pos_integer()) :: String.t()
+  def resolve_interpreter(executable, timeout \\ @default_timeout) do
     key = {__MODULE__, :interpreter, executable}
 
     case :persistent_term.get(key, nil) do
       nil ->
-        resolved = ask_interpreter(executable)
+        resolved = ask_interpreter(executable, timeout)
         :persistent_term.put(key, resolved)
         resolved
 
@@ -77,21 +80,69 @@ defmodule Snakepit.Adapters.Python do
     end
   end
 
-  defp ask_interpreter(executable) do
+  defp ask_interpreter(executable, timeout) do
     path =
       System.find_executable(executable) ||
         raise ArgumentError, "Python interpreter #{inspect(executable)} not found"
 
-    case System.cmd(path, ["-c", "import sys; print(sys.executable)"], stderr_to_stdout: true) do
+    port =
+      Port.open({:spawn_executable, path}, [
+        :binary,
+        :exit_status,
+        :stderr_to_stdout,
+        args: ["-c", "import sys; print(sys.executable)"]
+      ])
+
+    deadline = System.monotonic_time(:millisecond) + timeout
+
+    case collect_output(port, deadline, []) do
       {output, 0} ->
         case String.trim(output) do
           "" -> path
           real -> real
         end
 
-      {output, status} ->
+      {output, status} when is_integer(status) ->
         raise ArgumentError,
               "Python interpreter #{inspect(path)} failed (status #{status}): #{output}"
+
+      :timeout ->
+        kill(port)
+
+        raise ArgumentError,
+              "Python interpreter #{inspect(path)} did not say where it is " <>
+                "(sys.executable) within #{timeout} ms (:startup_timeout); it was killed"
+    end
+  end
+
+  defp collect_output(port, deadline, acc) do
+    receive do
+      {^port, {:data, data}} -> collect_output(port, deadline, [acc | data])
+      {^port, {:exit_status, status}} -> {IO.iodata_to_binary(acc), status}
+    after
+      max(deadline - System.monotonic_time(:millisecond), 0) -> :timeout
+    end
+  end
+
+  # SIGKILL, then wait for the exit status: the BEAM has reaped the process once it reports it,
+  # so nothing of the lookup outlives this call.
+  defp kill(port) do
+    case Port.info(port, :os_pid) do
+      {:os_pid, os_pid} ->
+        System.cmd("kill", ["-KILL", Integer.to_string(os_pid)], stderr_to_stdout: true)
+        await_exit(port)
+
+      nil ->
+        :ok
+    end
+  end
+
+  defp await_exit(port) do
+    receive do
+      {^port, {:data, _}} -> await_exit(port)
+      {^port, {:exit_status, _}} -> :ok
+    after
+      1_000 -> Port.close(port)
     end
   end
 end

@@ -1,0 +1,270 @@
+defmodule Snakepit.Pool.Options do
+  @moduledoc """
+  The options of a pool (`Snakepit.Pool.start_link/1`) and of a call (`Snakepit.execute/3`).
+
+  Each is described once, in a schema of name, type, default and doc; validation and the option
+  lists in `Snakepit.Pool`'s and `Snakepit.execute/3`'s docs are both made from it, so they
+  cannot drift. A bad pool option raises `ArgumentError` (starting a pool wrongly configured is
+  a programming error); a bad call option is returned as `:invalid_option` (calls never raise).
+  """
+
+  alias Snakepit.Error
+
+  @typedoc "A type of the schema; `describe/1` says it in words."
+  @type type ::
+          :atom
+          | :pos_integer
+          | :ms
+          | :timeout
+          | :string
+          | :strings
+          | :env
+          | :adapter
+          | :pid
+          | :session_id
+          | {:or_nil, type()}
+
+  @pool_schema [
+    name: [type: :atom, default: Snakepit.Pool, doc: "name to register and to pass as `:pool`"],
+    size: [
+      type: :pos_integer,
+      default: nil,
+      default_doc: "`System.schedulers_online() * 2`",
+      doc: "number of workers"
+    ],
+    adapter_module: [
+      type: :adapter,
+      default: Snakepit.Adapters.Python,
+      doc: "how workers are launched"
+    ],
+    adapter_args: [type: :strings, default: [], doc: "arguments given to the worker program"],
+    python_executable: [
+      type: {:or_nil, :string},
+      default: nil,
+      default_doc: "`$SNAKEPIT_PYTHON`, else `python3`",
+      doc: "interpreter for `Snakepit.Adapters.Python`"
+    ],
+    env: [type: :env, default: [], doc: "extra environment of workers"],
+    cwd: [
+      type: {:or_nil, :string},
+      default: nil,
+      default_doc: "the BEAM's",
+      doc: "working directory of workers"
+    ],
+    queue_timeout: [type: :ms, default: 5_000, doc: "ms a request may wait for a free worker"],
+    max_queue_size: [
+      type: :pos_integer,
+      default: 1_000,
+      doc: "requests allowed to wait; more get `:pool_saturated`"
+    ],
+    startup_timeout: [
+      type: :ms,
+      default: 10_000,
+      doc:
+        "ms a worker may take to start; also bounds what the pool does before starting " <>
+          "workers (e.g. asking the Python interpreter for its real path)"
+    ],
+    timeout: [type: :ms, default: 30_000, doc: "default execution timeout of a request in ms"],
+    max_frame_size: [
+      type: :pos_integer,
+      default: 16 * 1024 * 1024,
+      default_doc: "16 MiB",
+      doc: "largest request or reply in bytes"
+    ],
+    shutdown_grace: [
+      type: :ms,
+      default: 2_000,
+      doc: "ms between SIGTERM and SIGKILL when stopping"
+    ],
+    cancel_grace: [
+      type: :ms,
+      default: 2_000,
+      doc:
+        "ms a worker has to answer after its request timed out (it is sent a cancel frame) " <>
+          "before it is killed and replaced"
+    ],
+    health_check_interval: [
+      type: {:or_nil, :ms},
+      default: 30_000,
+      doc:
+        "ms between pings of an idle worker; one that fails or does not answer within " <>
+          "`:health_check_timeout` is replaced; `nil` turns health checks off"
+    ],
+    health_check_timeout: [type: :ms, default: 5_000, doc: "ms a health check may take"],
+    worker_max_requests: [
+      type: {:or_nil, :pos_integer},
+      default: nil,
+      default_doc: "`nil`: never",
+      doc: "recycle a worker after this many requests"
+    ],
+    worker_ttl: [
+      type: {:or_nil, :ms},
+      default: nil,
+      default_doc: "`nil`: never",
+      doc:
+        "recycle a worker after this many ms. A recycled worker's replacement starts first; " <>
+          "the old one finishes its request and exits"
+    ],
+    max_start_failures: [
+      type: :pos_integer,
+      default: 5,
+      doc:
+        "consecutive failed worker starts after which the circuit opens: while no worker " <>
+          "runs, requests then fail at once with `:circuit_open` instead of waiting. The pool " <>
+          "keeps retrying starts with back-off (100 ms doubling, up to 5 s) either way"
+    ],
+    event_listener: [
+      type: {:or_nil, :pid},
+      default: nil,
+      doc:
+        "a process that receives `{:snakepit_pool_event, name, event}` for every life-cycle " <>
+          "event the pool's process handles (see `Snakepit.Pool`); meant for tests, which " <>
+          "can then wait for events instead of polling"
+    ]
+  ]
+
+  @call_schema [
+    pool: [type: :atom, default: Snakepit.Pool, doc: "the pool's name"],
+    timeout: [
+      type: :timeout,
+      default: nil,
+      default_doc: "the pool's `:timeout`",
+      doc:
+        "ms the command may run once on a worker. Waiting for a free worker is bounded " <>
+          "separately by the pool's `:queue_timeout`"
+    ],
+    session_id: [
+      type: {:or_nil, :session_id},
+      default: nil,
+      doc: "the session the request belongs to; the worker sees it (`self.session_id` in Python)"
+    ]
+  ]
+
+  @pool_names Keyword.keys(@pool_schema)
+  @call_names Keyword.keys(@call_schema)
+  @pool_defaults for {name, spec} <- @pool_schema, do: {name, spec[:default]}
+
+  @doc "The names of the pool options."
+  @spec names() :: [atom()]
+  def names, do: @pool_names
+
+  @doc """
+  Validates pool options and fills in defaults. Raises `ArgumentError` naming the first unknown
+  or invalid option and the value it got.
+  """
+  @spec validate!(keyword()) :: keyword()
+  def validate!(opts) when is_list(opts) do
+    Enum.each(opts, fn
+      {name, _} when name in @pool_names -> :ok
+      {name, value} -> raise ArgumentError, unknown(name, value, @pool_names)
+      other -> raise ArgumentError, "expected a keyword list of options, got: #{inspect(other)}"
+    end)
+
+    opts =
+      @pool_defaults
+      |> Keyword.merge(opts)
+      |> Keyword.update!(:size, &(&1 || System.schedulers_online() * 2))
+
+    for {name, value} <- opts, not valid?(@pool_schema[name][:type], value) do
+      raise ArgumentError, invalid(name, @pool_schema[name][:type], value)
+    end
+
+    Keyword.update!(opts, :env, &Enum.to_list/1)
+  end
+
+  def validate!(opts),
+    do: raise(ArgumentError, "expected a keyword list of options, got: #{inspect(opts)}")
+
+  @doc """
+  Checks a call's options: `:ok`, or `{:error, %Snakepit.Error{reason: :invalid_option}}` naming
+  the first unknown or invalid one. On the request path: one pattern match per option.
+  """
+  @spec validate_call(keyword()) :: :ok | {:error, Error.t()}
+  def validate_call(opts) when is_list(opts), do: check_call(opts)
+  def validate_call(opts), do: {:error, not_a_keyword_list(opts)}
+
+  defp check_call([]), do: :ok
+
+  # One clause per call option, made from the schema.
+  for {name, spec} <- @call_schema do
+    type = Macro.escape(spec[:type])
+
+    defp check_call([{unquote(name), value} | rest]) do
+      if valid?(unquote(type), value),
+        do: check_call(rest),
+        else:
+          {:error, invalid_option(unquote(name), invalid(unquote(name), unquote(type), value))}
+    end
+  end
+
+  defp check_call([{name, value} | _]) when is_atom(name),
+    do: {:error, invalid_option(name, unknown(name, value, @call_names))}
+
+  defp check_call(opts), do: {:error, not_a_keyword_list(opts)}
+
+  defp not_a_keyword_list(opts),
+    do: invalid_option(nil, "call options must be a keyword list, got: #{inspect(opts)}")
+
+  @doc """
+  The options of a schema (`:pool` or `:call`) as a Markdown list: name, type, default and doc.
+  """
+  @spec docs(:pool | :call) :: String.t()
+  def docs(:pool), do: render(@pool_schema)
+  def docs(:call), do: render(@call_schema)
+
+  defp render(schema) do
+    Enum.map_join(schema, "\n", fn {name, spec} ->
+      default = spec[:default_doc] || "`#{inspect(spec[:default])}`"
+      "  * `#{inspect(name)}` (#{describe(spec[:type])}) - #{spec[:doc]}. Default: #{default}."
+    end)
+  end
+
+  @doc "A type in words, as error messages and the docs say it."
+  @spec describe(type()) :: String.t()
+  def describe(:atom), do: "an atom"
+  def describe(:pos_integer), do: "a positive integer"
+  def describe(:ms), do: "a positive integer of milliseconds"
+  def describe(:timeout), do: "a positive integer of milliseconds or :infinity"
+  def describe(:string), do: "a string"
+  def describe(:strings), do: "a list of strings"
+  def describe(:env), do: "a map or list of {name, value} strings"
+  def describe(:adapter), do: "a module implementing Snakepit.Adapter"
+  def describe(:pid), do: "a pid"
+  def describe(:session_id), do: "a non-empty UTF-8 string"
+  def describe({:or_nil, type}), do: "nil or #{describe(type)}"
+
+  defp valid?(:atom, value), do: is_atom(value) and value != nil
+  defp valid?(:pos_integer, value), do: is_integer(value) and value > 0
+  defp valid?(:ms, value), do: is_integer(value) and value > 0
+  defp valid?(:timeout, value), do: value == :infinity or (is_integer(value) and value > 0)
+  defp valid?(:string, value), do: is_binary(value)
+  defp valid?(:strings, value), do: list_of?(value, &is_binary/1)
+  defp valid?(:pid, value), do: is_pid(value)
+  defp valid?(:session_id, value), do: is_binary(value) and value != "" and String.valid?(value)
+  defp valid?({:or_nil, type}, value), do: is_nil(value) or valid?(type, value)
+
+  defp valid?(:env, value) do
+    pair? = &match?({name, value} when is_binary(name) and is_binary(value), &1)
+    (is_map(value) and Enum.all?(value, pair?)) or list_of?(value, pair?)
+  end
+
+  defp valid?(:adapter, value) do
+    is_atom(value) and Code.ensure_loaded?(value) and
+      function_exported?(value, :executable_path, 1)
+  end
+
+  defp list_of?([], _valid?), do: true
+  defp list_of?([head | tail], valid?), do: valid?.(head) and list_of?(tail, valid?)
+  defp list_of?(_, _valid?), do: false
+
+  defp invalid(name, type, value),
+    do:
+      "invalid value for #{inspect(name)} option: expected #{describe(type)}, got: #{inspect(value)}"
+
+  defp unknown(name, value, known) do
+    "unknown option #{inspect(name)}, got: #{inspect(value)}; known options: " <>
+      Enum.map_join(known, ", ", &inspect/1)
+  end
+
+  defp invalid_option(name, message), do: Error.new(:invalid_option, message, %{option: name})
+end
