@@ -332,7 +332,7 @@ defmodule Snakepit.Pool do
 
     case decoded do
       {:ok, _} = ok -> ok
-      {:error, message} -> {:error, Error.new(:protocol_error, "undecodable result: #{message}")}
+      {:error, error} -> {:error, Error.from_native(error)}
     end
   end
 
