@@ -1,6 +1,6 @@
 defmodule Snakepit.CodecExactnessTest do
   # What crosses to a real Python worker and back, end to end: integers of any size, nesting up
-  # to the limit both ways (codec::MAX_DEPTH).
+  # to the limit both ways (codec::MAX_DEPTH), and map keys that would collide as JSON strings.
   use ExUnit.Case, async: true
 
   alias Snakepit.{Error, TestPool}
@@ -55,6 +55,19 @@ defmodule Snakepit.CodecExactnessTest do
                Snakepit.execute("echo", %{"v" => deep(@max_depth)}, pool: pool)
 
       assert message =~ "nested deeper than 128 levels"
+    end
+
+    test "map keys that collide as JSON keys are refused before reaching the worker",
+         %{pool: pool} do
+      assert {:error, %Error{reason: :invalid_args, category: :validation} = error} =
+               Snakepit.execute("echo", %{1 => "a", "1" => "b"}, pool: pool)
+
+      assert error.message == ~s(keys 1 and "1" both become the JSON key "1" at args)
+
+      assert {:error, %Error{reason: :invalid_args, message: message}} =
+               Snakepit.execute("echo", %{m: %{:a => 1, "a" => 2}}, pool: pool)
+
+      assert message == ~s(keys :a and "a" both become the JSON key "a" at args.m)
     end
   end
 

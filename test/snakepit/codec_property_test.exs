@@ -165,8 +165,8 @@ defmodule Snakepit.CodecPropertyTest do
 
   defp to_tuple({items, expected}), do: {List.to_tuple(items), expected}
 
-  # Entries whose keys normalize to the same text would collapse into one JSON member: the first
-  # one is kept.
+  # Entries whose keys normalize to the same text would be refused (see `colliding_map/0`): the
+  # first one is kept.
   defp valid_map(entries) do
     entries = Enum.uniq_by(entries, fn {{_key, text}, _value} -> text end)
 
@@ -232,6 +232,29 @@ defmodule Snakepit.CodecPropertyTest do
     end)
   end
 
+  # A map with two keys of different kinds that become the same JSON key (`1` and `"1"`, `:a`
+  # and `"a"`), among valid entries.
+  defp colliding_map do
+    pair =
+      T.oneof([
+        let(atom(), &{&1, Atom.to_string(&1)}),
+        let(T.elements([true, false, nil]), &{&1, Atom.to_string(&1)}),
+        let(integer(), &{&1, Integer.to_string(&1)}),
+        let(T.integer(), &{String.to_atom(Integer.to_string(&1)), &1})
+      ])
+
+    let(T.tuple([pair, valid(1), valid(1), list_of(T.tuple([key(), valid(1)]))]), fn
+      {{key, other_key}, {value, _}, {other_value, _}, entries} ->
+        text = key_text(key)
+        {map, _} = entries |> Enum.reject(fn {{_, other}, _} -> other == text end) |> valid_map()
+        map = map |> Map.put(key, value) |> Map.put(other_key, other_value)
+        {map, "", "both become the JSON key"}
+    end)
+  end
+
+  defp key_text(key) when is_atom(key), do: Atom.to_string(key)
+  defp key_text(key) when is_integer(key), do: Integer.to_string(key)
+
   defp poison do
     T.oneof([
       T.elements([{self(), "", "pid"}, {make_ref(), "", "reference"}]),
@@ -240,7 +263,8 @@ defmodule Snakepit.CodecPropertyTest do
       let(bad_binary(), &{&1, "", "not valid UTF-8"}),
       let(improper_list(), &{&1, "", "improper list"}),
       let(beyond_latin1(), &{&1, "", "beyond Latin-1"}),
-      bad_key_map()
+      bad_key_map(),
+      colliding_map()
     ])
   end
 

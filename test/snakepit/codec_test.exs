@@ -71,6 +71,26 @@ defmodule Snakepit.CodecTest do
       # Regression: 6000 levels used to crash the VM.
       assert {:error, _} = to_json(%{x: deep(6_000)})
     end
+
+    test "keys of different kinds that become the same JSON key are refused" do
+      assert to_json(%{1 => "a", "1" => "b"}) ==
+               {:error, ~s(keys 1 and "1" both become the JSON key "1" at args)}
+
+      assert to_json(%{m: [%{:a => 1, "a" => 2}]}) ==
+               {:error, ~s(keys :a and "a" both become the JSON key "a" at args.m[0])}
+
+      assert to_json(%{:"1" => 1, 1 => 2}) ==
+               {:error, ~s(keys 1 and :"1" both become the JSON key "1" at args)}
+
+      assert {:error, message} = to_json(%{nil => 1, "nil" => 2})
+      assert message =~ ~s(both become the JSON key "nil")
+      assert {:error, message} = to_json(%{(2 ** 70) => 1, "1180591620717411303424" => 2})
+      assert message =~ "both become the JSON key"
+
+      # Keys of several kinds that stay apart cross.
+      {:ok, json} = to_json(%{1 => 1, :a => 2, "b" => 3})
+      assert from_json(json) == {:ok, %{"1" => 1, "a" => 2, "b" => 3}}
+    end
   end
 
   describe "decoding" do

@@ -2,7 +2,8 @@
 //!
 //! Encoding walks the term once and writes JSON straight into the request frame, keeping the path
 //! from the root so that a term that cannot cross (a pid, a ref, a fun, a port, a non-UTF-8 binary,
-//! an improper list) is reported with where it was, e.g. `args.user["ids"][2]`.
+//! an improper list, map keys that would become the same JSON key) is reported with where it was,
+//! e.g. `args.user["ids"][2]`.
 //!
 //! Decoding parses the JSON text and builds terms as it goes (no intermediate value): objects
 //! become maps with string keys, arrays lists, `null` `nil`. It is a parser of its own rather than
@@ -14,6 +15,7 @@
 //! (rustler's `big_integer` feature), off the common path. Both ways nest at most [`MAX_DEPTH`]
 //! levels, so that whatever can be sent can be received back.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::fmt::Write as _;
 
 use rustler::sys::{enif_make_list_from_array, enif_make_map_from_arrays, ErlNifTerm};
@@ -137,17 +139,28 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
     fn write_map(&mut self, term: Term<'a>) -> Result<(), EncodeError> {
         let entries = MapIterator::new(term).ok_or_else(|| self.error("unreadable map"))?;
         self.out.push(b'{');
+        let mut first_kind = None;
+        let mut mixed_kinds = false;
         for (index, (key, value)) in entries.enumerate() {
             if index > 0 {
                 self.out.push(b',');
             }
-            self.write_key(key, key.get_type())?;
+            let kind = key.get_type();
+            match first_kind {
+                None => first_kind = Some(kind),
+                Some(first) => mixed_kinds |= kind != first,
+            }
+            self.write_key(key, kind)?;
             self.out.push(b':');
             self.path.push(Step::Key(key));
             self.write(value)?;
             self.path.pop();
         }
         self.out.push(b'}');
+        // Keys of one kind never collide: only a map mixing them pays for the check.
+        if mixed_kinds {
+            self.check_key_collisions(term)?;
+        }
         Ok(())
     }
 
@@ -174,6 +187,30 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
                     key,
                     "map keys must be atoms, strings or integers to become JSON object keys",
                 ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses keys of different kinds that become the same JSON key (`1` and `"1"`, `:a` and
+    /// `"a"`): the worker would see only one of them. `map` has been written, so its keys are
+    /// known to be readable.
+    fn check_key_collisions(&self, map: Term<'a>) -> Result<(), EncodeError> {
+        let mut seen: HashMap<String, Term<'a>> = HashMap::new();
+        for (key, _) in MapIterator::new(map).ok_or_else(|| self.error("unreadable map"))? {
+            let text = key_text(key).ok_or_else(|| self.error("unreadable map key"))?;
+            match seen.entry(text) {
+                Entry::Vacant(entry) => {
+                    entry.insert(key);
+                }
+                Entry::Occupied(entry) => {
+                    return Err(self.error(&format!(
+                        "keys {} and {} both become the JSON key {:?}",
+                        show_key(*entry.get()),
+                        show_key(key),
+                        entry.key()
+                    )));
+                }
             }
         }
         Ok(())
@@ -248,6 +285,37 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
             reason: reason.to_string(),
         }
     }
+}
+
+/// The JSON key a map key becomes (for keys `write_key` accepts).
+fn key_text(key: Term<'_>) -> Option<String> {
+    match key.get_type() {
+        TermType::Atom => key.atom_to_string().ok(),
+        TermType::Binary => utf8(key).map(str::to_string),
+        TermType::Integer => integer_text(key),
+        _ => None,
+    }
+}
+
+/// A map key as Elixir code writes it: `:a`, `"a"`, `1`.
+fn show_key(key: Term<'_>) -> String {
+    match key.get_type() {
+        TermType::Atom => match key.atom_to_string() {
+            Ok(name) if is_plain_atom(&name) => format!(":{name}"),
+            Ok(name) => format!(":{name:?}"),
+            Err(_) => ":<atom beyond Latin-1>".to_string(),
+        },
+        TermType::Binary => utf8(key).map_or_else(|| "<binary>".to_string(), |t| format!("{t:?}")),
+        TermType::Integer => integer_text(key).unwrap_or_else(|| "<integer>".to_string()),
+        _ => "<key>".to_string(),
+    }
+}
+
+/// Whether `:name` needs no quotes in Elixir (roughly: an identifier).
+fn is_plain_atom(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// An integer in decimal, of any size.
