@@ -101,9 +101,8 @@ defmodule Snakepit.Call do
 
     case decoded do
       {:ok, _} = ok -> ok
-      # A result the codec refuses with a reason of its own (e.g. nested beyond the limit).
-      {:error, {_reason, _message, _details} = error} -> {:error, Gate.error(error)}
-      {:error, message} -> {:error, Error.new(:protocol_error, "undecodable result: #{message}")}
+      # A result that cannot become a term (e.g. nested beyond the limit): `:invalid_result`.
+      {:error, error} -> {:error, Gate.error(error)}
     end
   end
 

@@ -24,6 +24,7 @@ defmodule Snakepit.Error do
   | `:timeout` | worker | the command ran longer than its `:timeout` |
   | `:worker_crashed` | worker | the worker process died while running the request |
   | `:protocol_error` | worker | the worker broke the wire protocol and was replaced |
+  | `:invalid_result` | worker | the result cannot become a term (nested deeper than args may nest, 128 levels; a lone surrogate in a string); the worker stays |
   | `:worker_error` | execution | the command raised; see `details` |
   | `:unknown_command` | execution | the worker has no such command |
   """
@@ -51,6 +52,7 @@ defmodule Snakepit.Error do
     timeout: :worker,
     worker_crashed: :worker,
     protocol_error: :worker,
+    invalid_result: :worker,
     worker_error: :execution,
     unknown_command: :execution
   }

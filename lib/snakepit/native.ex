@@ -11,11 +11,11 @@ defmodule Snakepit.Native do
     :erlang.load_nif(path, 0)
   end
 
-  # src/nif.rs — pool_*: life cycle
+  # src/nif/pool.rs — pool_*: life cycle
   def pool_start(_config, _owner), do: :erlang.nif_error(:nif_not_loaded)
   def pool_stop(_pool), do: :erlang.nif_error(:nif_not_loaded)
 
-  # src/nif.rs — pool_*: requests
+  # src/nif/request.rs — pool_*: requests
   def pool_submit(_pool, _tag, _command, _args, _session_id, _timeout_ms),
     do: :erlang.nif_error(:nif_not_loaded)
 
@@ -24,12 +24,12 @@ defmodule Snakepit.Native do
 
   def pool_check_deadline(_pool, _request_id), do: :erlang.nif_error(:nif_not_loaded)
 
-  # src/nif.rs — pool_*: introspection
+  # src/nif/pool.rs — pool_*: introspection
   def pool_stats(_pool), do: :erlang.nif_error(:nif_not_loaded)
   def pool_workers(_pool), do: :erlang.nif_error(:nif_not_loaded)
   def pool_os_pids(_pool), do: :erlang.nif_error(:nif_not_loaded)
 
-  # src/nif.rs — json_* / codec_*: results are decoded in the caller; codec_to_json shows what a
+  # src/nif/codec.rs — json_* / codec_*: results are decoded in the caller; codec_to_json shows what a
   # worker receives
   def json_decode(_json), do: :erlang.nif_error(:nif_not_loaded)
   def json_decode_dirty(_json), do: :erlang.nif_error(:nif_not_loaded)

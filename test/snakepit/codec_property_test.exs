@@ -80,11 +80,18 @@ defmodule Snakepit.CodecPropertyTest do
   @i64_min -9_223_372_036_854_775_808
   @u64_max 2 ** 64 - 1
 
+  # The deepest nesting that crosses, both ways (codec::MAX_DEPTH).
+  @max_depth 128
+
+  # Integers of any size cross exactly, 64-bit boundaries and beyond.
   defp integer do
     T.frequency([
       {3, T.integer()},
       {2, T.integer(@i64_min, @u64_max)},
-      {1, T.elements([@i64_min, 2 ** 63 - 1, 2 ** 63, @u64_max, 0, -1])}
+      {1, T.integer(-(2 ** 200), 2 ** 200)},
+      {1, let(T.integer(64, 3_000), &T.elements([2 ** &1, -(2 ** &1), 2 ** &1 - 1]))},
+      {1,
+       T.elements([@i64_min, @i64_min - 1, 2 ** 63 - 1, 2 ** 63, @u64_max, @u64_max + 1, 0, -1])}
     ])
   end
 
@@ -158,8 +165,8 @@ defmodule Snakepit.CodecPropertyTest do
 
   defp to_tuple({items, expected}), do: {List.to_tuple(items), expected}
 
-  # Entries whose keys normalize to the same text would collapse into one JSON member: the first
-  # one is kept.
+  # Entries whose keys normalize to the same text would be refused (see `colliding_map/0`): the
+  # first one is kept.
   defp valid_map(entries) do
     entries = Enum.uniq_by(entries, fn {{_key, text}, _value} -> text end)
 
@@ -204,10 +211,6 @@ defmodule Snakepit.CodecPropertyTest do
     end)
   end
 
-  defp big_integer do
-    T.oneof([T.integer(@u64_max + 1, 2 ** 80), T.integer(-(2 ** 80), @i64_min - 1)])
-  end
-
   # Atoms with a character beyond Latin-1 (from U+0100 on), which a NIF cannot read on OTP 25.
   defp beyond_latin1, do: T.elements([:Ā, :日本, :"a😀b", :ÿĀ, :Жук])
 
@@ -229,6 +232,29 @@ defmodule Snakepit.CodecPropertyTest do
     end)
   end
 
+  # A map with two keys of different kinds that become the same JSON key (`1` and `"1"`, `:a`
+  # and `"a"`), among valid entries.
+  defp colliding_map do
+    pair =
+      T.oneof([
+        let(atom(), &{&1, Atom.to_string(&1)}),
+        let(T.elements([true, false, nil]), &{&1, Atom.to_string(&1)}),
+        let(integer(), &{&1, Integer.to_string(&1)}),
+        let(T.integer(), &{String.to_atom(Integer.to_string(&1)), &1})
+      ])
+
+    let(T.tuple([pair, valid(1), valid(1), list_of(T.tuple([key(), valid(1)]))]), fn
+      {{key, other_key}, {value, _}, {other_value, _}, entries} ->
+        text = key_text(key)
+        {map, _} = entries |> Enum.reject(fn {{_, other}, _} -> other == text end) |> valid_map()
+        map = map |> Map.put(key, value) |> Map.put(other_key, other_value)
+        {map, "", "both become the JSON key"}
+    end)
+  end
+
+  defp key_text(key) when is_atom(key), do: Atom.to_string(key)
+  defp key_text(key) when is_integer(key), do: Integer.to_string(key)
+
   defp poison do
     T.oneof([
       T.elements([{self(), "", "pid"}, {make_ref(), "", "reference"}]),
@@ -236,9 +262,9 @@ defmodule Snakepit.CodecPropertyTest do
       T.elements([{hd(Port.list()), "", "port"}]),
       let(bad_binary(), &{&1, "", "not valid UTF-8"}),
       let(improper_list(), &{&1, "", "improper list"}),
-      let(big_integer(), &{&1, "", "does not fit in 64 bits"}),
       let(beyond_latin1(), &{&1, "", "beyond Latin-1"}),
-      bad_key_map()
+      bad_key_map(),
+      colliding_map()
     ])
   end
 
@@ -283,6 +309,37 @@ defmodule Snakepit.CodecPropertyTest do
     T.frequency([{1, poison()}, {2, in_sequence}, {1, in_tuple}, {2, in_map}])
   end
 
+  # --- Deep terms ---------------------------------------------------------------------------------
+  #
+  # `{term, expected, json, levels}`: a leaf inside `levels` lists, tuples and one-key maps, what
+  # it decodes to, and its JSON built by hand. Up to 8 levels past the limit; near it often.
+
+  defp deep do
+    levels =
+      T.frequency([
+        {1, T.integer(0, @max_depth + 8)},
+        {2, T.integer(@max_depth - 2, @max_depth + 2)}
+      ])
+
+    wrapper = T.oneof([T.elements([:list, :tuple]), key()])
+
+    let(T.tuple([leaf(), let(levels, &T.vector(&1, wrapper))]), fn {{leaf, expected}, wrappers} ->
+      {:ok, json} = Native.codec_to_json(leaf)
+
+      Enum.reduce(wrappers, {leaf, expected, json, 0}, fn
+        :list, {term, expected, json, levels} ->
+          {[term], [expected], "[#{json}]", levels + 1}
+
+        :tuple, {term, expected, json, levels} ->
+          {{term}, [expected], "[#{json}]", levels + 1}
+
+        {key, text}, {term, expected, json, levels} ->
+          {:ok, key_json} = Native.codec_to_json(text)
+          {%{key => term}, %{text => expected}, "{#{key_json}:#{json}}", levels + 1}
+      end)
+    end)
+  end
+
   # --- Properties -------------------------------------------------------------------------------
 
   test "every term that can cross encodes, and decodes back to its JSON normalization" do
@@ -300,6 +357,21 @@ defmodule Snakepit.CodecPropertyTest do
       assert {:error, message} = Native.codec_to_json(term)
       assert message =~ fragment
       assert String.ends_with?(message, " at args" <> path)
+    end)
+  end
+
+  test "terms nested up to the limit cross both ways; one level more is refused both ways" do
+    forall(deep(), fn {term, expected, json, levels} ->
+      if levels <= @max_depth do
+        assert Native.codec_to_json(term) == {:ok, json}
+        assert {:ok, decoded} = Native.json_decode(json)
+        assert same?(decoded, expected)
+      else
+        assert {:error, message} = Native.codec_to_json(term)
+        assert message =~ "nested deeper than #{@max_depth} levels"
+        assert {:error, {:invalid_result, message, %{}}} = Native.json_decode(json)
+        assert message =~ "nested deeper than #{@max_depth} levels"
+      end
     end)
   end
 
@@ -321,8 +393,10 @@ defmodule Snakepit.CodecPropertyTest do
       end)
 
     forall(T.oneof([T.binary(), :proper_unicode.utf8(), mutated, nested]), fn bytes ->
-      assert {kind, result} = Native.json_decode(bytes)
-      assert kind == :ok or (kind == :error and is_binary(result))
+      case Native.json_decode(bytes) do
+        {:ok, _} -> :ok
+        {:error, {:invalid_result, message, %{}}} -> assert is_binary(message)
+      end
     end)
   end
 end

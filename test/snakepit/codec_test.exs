@@ -20,12 +20,17 @@ defmodule Snakepit.CodecTest do
       assert to_json(42) == {:ok, "42"}
       assert to_json(-9_223_372_036_854_775_808) == {:ok, "-9223372036854775808"}
       assert to_json(18_446_744_073_709_551_615) == {:ok, "18446744073709551615"}
+      assert to_json(2 ** 64) == {:ok, "18446744073709551616"}
+      assert to_json(-(2 ** 63) - 1) == {:ok, "-9223372036854775809"}
+      assert to_json(-(2 ** 100)) == {:ok, "-1267650600228229401496703205376"}
+      assert to_json(2 ** 1000) == {:ok, Integer.to_string(2 ** 1000)}
       assert to_json(1.5) == {:ok, "1.5"}
       assert to_json(-0.0) == {:ok, "-0.0"}
       assert to_json("héllo \"q\" \n\t\u0001") == {:ok, ~S("héllo \"q\" \n\t\u0001")}
       assert to_json({1, "a", :b}) == {:ok, ~s([1,"a","b"])}
       assert to_json([1, [2, [3]]]) == {:ok, "[1,[2,[3]]]"}
       assert to_json(%{1 => "int key"}) == {:ok, ~s({"1":"int key"})}
+      assert to_json(%{(2 ** 70) => 1}) == {:ok, ~s({"1180591620717411303424":1})}
       assert to_json(%{nil => 1}) == {:ok, ~s({"nil":1})}
     end
 
@@ -44,8 +49,8 @@ defmodule Snakepit.CodecTest do
       assert message =~ "UTF-8" and message =~ "args[1]"
       assert {:error, message} = to_json([1, 2 | 3])
       assert message =~ "improper list"
-      assert {:error, message} = to_json(%{n: 2 ** 64})
-      assert message =~ "64 bits" and message =~ "args.n"
+      assert {:error, message} = to_json(%{(2 ** 70) => [self()]})
+      assert message =~ "pid" and message =~ "args[1180591620717411303424][0]"
       assert {:error, message} = to_json(%{[1] => 1})
       assert message =~ "map keys"
       assert {:error, message} = to_json(%{<<0xFF>> => 1})
@@ -57,12 +62,34 @@ defmodule Snakepit.CodecTest do
     end
 
     test "nesting is bounded (the encoder must not exhaust a scheduler's stack)" do
-      deep = fn depth -> Enum.reduce(1..depth, 1, fn _, acc -> [acc] end) end
-      assert {:ok, _} = to_json(deep.(127))
-      assert {:error, message} = to_json(deep.(128))
+      assert {:ok, _} = to_json(deep(128))
+      assert {:ok, _} = to_json(%{x: deep(126, {})})
+      assert {:error, message} = to_json(deep(129))
+      assert message =~ "nested deeper than 128 levels"
+      assert {:error, message} = to_json(%{x: deep(126, %{y: []})})
       assert message =~ "nested deeper than 128 levels"
       # Regression: 6000 levels used to crash the VM.
-      assert {:error, _} = to_json(%{x: deep.(6_000)})
+      assert {:error, _} = to_json(%{x: deep(6_000)})
+    end
+
+    test "keys of different kinds that become the same JSON key are refused" do
+      assert to_json(%{1 => "a", "1" => "b"}) ==
+               {:error, ~s(keys 1 and "1" both become the JSON key "1" at args)}
+
+      assert to_json(%{m: [%{:a => 1, "a" => 2}]}) ==
+               {:error, ~s(keys :a and "a" both become the JSON key "a" at args.m[0])}
+
+      assert to_json(%{:"1" => 1, 1 => 2}) ==
+               {:error, ~s(keys 1 and :"1" both become the JSON key "1" at args)}
+
+      assert {:error, message} = to_json(%{nil => 1, "nil" => 2})
+      assert message =~ ~s(both become the JSON key "nil")
+      assert {:error, message} = to_json(%{(2 ** 70) => 1, "1180591620717411303424" => 2})
+      assert message =~ "both become the JSON key"
+
+      # Keys of several kinds that stay apart cross.
+      {:ok, json} = to_json(%{1 => 1, :a => 2, "b" => 3})
+      assert from_json(json) == {:ok, %{"1" => 1, "a" => 2, "b" => 3}}
     end
   end
 
@@ -73,7 +100,57 @@ defmodule Snakepit.CodecTest do
 
       assert from_json(~S("\u00e9\n")) == {:ok, "é\n"}
       assert from_json("18446744073709551615") == {:ok, 18_446_744_073_709_551_615}
-      assert from_json("1e400") |> elem(0) == :error
+      assert from_json("-9223372036854775808") == {:ok, -9_223_372_036_854_775_808}
+      assert from_json(" [ 1 , { \"a\" : [ ] } ]\n") == {:ok, [1, %{"a" => []}]}
+      assert {:error, {:invalid_result, message, %{}}} = from_json("1e400")
+      assert message =~ "beyond the range of a float"
+    end
+
+    test "integers of any size are exact; fractions and exponents make floats" do
+      # Regression: beyond 64 bits they came back as floats (1.1805916207174113e21), and beyond
+      # a float's range not at all.
+      assert from_json("1180591620717411303424") == {:ok, 2 ** 70}
+      assert from_json("18446744073709551616") == {:ok, 2 ** 64}
+      assert from_json("-9223372036854775809") == {:ok, -(2 ** 63) - 1}
+      assert from_json("-1267650600228229401496703205376") == {:ok, -(2 ** 100)}
+      assert from_json(Integer.to_string(10 ** 400)) == {:ok, 10 ** 400}
+      assert from_json("[#{2 ** 70},-0,0]") == {:ok, [2 ** 70, 0, 0]}
+
+      for {json, float} <- [{"1.0", 1.0}, {"1e3", 1.0e3}, {"-0.0", -0.0}, {"1E+2", 100.0}] do
+        assert {:ok, decoded} = from_json(json)
+        assert is_float(decoded) and <<decoded::float>> == <<float::float>>, json
+      end
+
+      assert from_json("18446744073709551616.0") == {:ok, 18_446_744_073_709_551_616.0}
+    end
+
+    test "nesting is bounded as for encoding: whatever can be sent can be received" do
+      assert from_json(deep_json(128)) == {:ok, deep(128)}
+
+      objects = fn levels ->
+        String.duplicate(~s({"a":), levels) <> "1" <> String.duplicate("}", levels)
+      end
+
+      assert {:ok, _} = from_json(objects.(128))
+      assert {:error, {:invalid_result, _, %{}}} = from_json(objects.(129))
+
+      # Regression: a result could nest one level less than args (127).
+      {:ok, json} = to_json(deep(128))
+      assert from_json(json) == {:ok, deep(128)}
+
+      assert {:error, {:invalid_result, message, %{}}} = from_json(deep_json(129))
+      assert message =~ "nested deeper than 128 levels"
+      # Deeper still: refused before the stack runs out.
+      assert {:error, {:invalid_result, _, %{}}} = from_json(deep_json(1_000_000))
+    end
+
+    test "a lone surrogate, which no UTF-8 binary holds, is refused" do
+      assert from_json(~S("\ud83d\ude00")) == {:ok, "😀"}
+
+      for bad <- [~S("\ud800"), ~S("\udc00"), ~S("\ud800\u0041"), ~S("\ud800x")] do
+        assert {:error, {:invalid_result, message, %{}}} = from_json(bad)
+        assert message =~ "lone surrogate"
+      end
     end
 
     test "duplicate keys: the last wins" do
@@ -81,11 +158,24 @@ defmodule Snakepit.CodecTest do
     end
 
     test "invalid JSON is an error" do
-      for bad <- ["", "{", ~s({"a":}), "[1,]", "nul", ~s("\\x"), "{} extra"] do
-        assert {:error, _} = from_json(bad), "accepted #{inspect(bad)}"
+      bad =
+        ["", "{", ~s({"a":}), "[1,]", "nul", ~s("\\x"), "{} extra", "01", "1.", ".5", "+1", "-"] ++
+          ["1e", "[1 2]", ~s({"a" 1}), ~s({1:2}), ~s("a\tb"), ~s("abc), "[", <<0xFF>>, "tru"]
+
+      for json <- bad do
+        assert {:error, {:invalid_result, message, %{}}} = from_json(json),
+               "accepted #{inspect(json)}"
+
+        assert message =~ "undecodable result"
       end
     end
   end
+
+  # `levels` lists around `inner`.
+  defp deep(levels, inner \\ 1), do: Enum.reduce(1..levels//1, inner, fn _, acc -> [acc] end)
+
+  defp deep_json(levels),
+    do: String.duplicate("[", levels) <> "1" <> String.duplicate("]", levels)
 
   test "round trip through a real worker" do
     pool = TestPool.start!(size: 1)

@@ -27,6 +27,7 @@ rustler::atoms! {
     protocol_error,
     worker_error,
     unknown_command,
+    invalid_result,
 
     // messages to the pool's owner process
     snakepit_event,

@@ -15,7 +15,9 @@ fn codec_to_json<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
     }
 }
 
-/// Decodes a worker's JSON result in the caller's process: `{:ok, term}` or `{:error, message}`.
+/// Decodes a worker's JSON result in the caller's process: `{:ok, term}`, or
+/// `{:error, {:invalid_result, message, %{}}}` when it cannot become a term (nested deeper than
+/// `codec::MAX_DEPTH`, not JSON, a lone surrogate).
 #[rustler::nif]
 fn json_decode<'a>(env: Env<'a>, json: Binary<'a>) -> Term<'a> {
     decode_json(env, json)
@@ -28,11 +30,15 @@ fn json_decode_dirty<'a>(env: Env<'a>, json: Binary<'a>) -> Term<'a> {
 }
 
 fn decode_json<'a>(env: Env<'a>, json: Binary<'a>) -> Term<'a> {
-    let decoded = std::str::from_utf8(json.as_slice())
-        .map_err(|error| error.to_string())
-        .and_then(|text| crate::codec::json_to_term(env, text).map_err(|e| e.to_string()));
-    match decoded {
+    match crate::codec::json_to_term(env, json.as_slice()) {
         Ok(term) => (atoms::ok(), term).encode(env),
-        Err(message) => (atoms::error(), message).encode(env),
+        Err(error) => {
+            let error = (
+                atoms::invalid_result(),
+                error.to_string(),
+                Term::map_new(env),
+            );
+            (atoms::error(), error).encode(env)
+        }
     }
 }
