@@ -98,6 +98,9 @@ defmodule Snakepit.FaultTest do
       # Waits until the worker has answered (its reply is discarded), then runs on it.
       assert {:ok, %{"pid" => ^patient}} = Snakepit.execute("ping", %{}, pool: pool)
       assert %{workers_killed: 0, timeouts: 1} = Snakepit.get_stats(pool)
+      # The cancel frame was written before the caller got `:timeout`, so it is on the pipe
+      # ahead of the ping: the worker has seen it.
+      assert {:ok, [_request_id]} = Snakepit.execute("cancels", %{}, pool: pool)
     end
 
     test "a worker that never answers after its timeout is killed after the grace period" do
