@@ -9,7 +9,10 @@ defmodule Snakepit.Adapters.TestWorker do
   Commands: `ping`, `echo`, `sleep` (`ms`), `hang`, `crash` (`signal` or `status`), `fail`
   (`type`, `message`), `garbage` (a frame that is not JSON), `garbage_raw` (a header announcing
   ~4 GiB), `oversized` (`bytes`), `wrong_id`, `spawn_child` / `spawn_detached_child`
-  (`sleep_s`), `print` (`stdout`, `stderr`), `cancels` (ids of the cancel frames received).
+  (`sleep_s`), `print` (`stdout`, `stderr`), `flood` (`bytes` of output with no newline),
+  `cancels` (ids of the cancel frames received), `block` (`fifo`, optional `marker`: blocks
+  reading the FIFO until the test writes a line, then `%{"released" => line}`; see
+  `Snakepit.TestBlocker` in this project's tests).
 
   Start-up behaviour comes from `:adapter_args`: `--fail-start`, `--fatal-start`, `--hang-start`,
   `--bad-handshake`, `--ignore-sigterm`, `--start-delay-ms N`.
