@@ -3,11 +3,12 @@
 //! `deadlines.rs`.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::effects::{Effects, Failure, Send};
 use crate::outcome::{Counters, Outcome, Stats};
-use crate::queue::{Queue, Waiting};
+use crate::queue::Queue;
+use crate::request::{Completed, Deadline, Queued, Rejected, Request, Submitted};
 use crate::slot::{InFlight, Kind, Slot, SlotStatus, WorkerInfo};
 use crate::{Config, Host};
 
@@ -17,83 +18,6 @@ pub enum Phase {
     Starting,
     Running,
     Stopping,
-}
-
-/// A request to run, framed by the host with its id.
-pub struct Request<H: Host> {
-    pub id: u64,
-    pub command: String,
-    pub frame: Vec<u8>,
-    pub reply: H::Reply,
-    /// Execution timeout, counted from when a worker gets it.
-    pub timeout: Duration,
-}
-
-impl<H: Host> std::fmt::Debug for Request<H> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Request")
-            .field("id", &self.id)
-            .field("command", &self.command)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Where an accepted request went.
-pub enum Submitted<H: Host> {
-    /// To this idle worker: the host writes the frame.
-    Run { worker: H::Worker, frame: Vec<u8> },
-    /// Into the queue: the host may attach a monitor of the caller ([`Dispatch::attach_monitor`]).
-    Queued,
-}
-
-/// Why a request was not accepted. Rejected requests are not counted as requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejected {
-    Shutdown,
-    Saturated { max: usize },
-    CircuitOpen { failures: u32 },
-}
-
-/// What [`Dispatch::check_deadline`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Deadline<L> {
-    /// Not expired: check again after this long.
-    Wait(Duration),
-    /// Expired and withdrawn: no reply will be sent; the caller reports this failure.
-    Expired(Failure<L>),
-    /// Answered: the reply is in, or on its way to, the caller.
-    Replied,
-}
-
-/// What a worker's reply completed.
-pub enum Completed<R> {
-    /// A request; `None` when it already had its outcome (timed out): discard the reply.
-    Request(Option<R>),
-    HealthCheck {
-        ok: bool,
-    },
-    /// Not the request this worker runs: the worker is broken.
-    Unexpected(String),
-    /// From a worker no longer installed in that slot (or a stopping pool): ignore it.
-    Stale,
-}
-
-/// A request waiting for a worker.
-pub struct Queued<H: Host> {
-    pub id: u64,
-    pub command: String,
-    pub frame: Vec<u8>,
-    pub reply: H::Reply,
-    pub enqueued: Instant,
-    pub timeout: Duration,
-    pub monitor: Option<H::Monitor>,
-}
-
-impl<H: Host> Waiting for Queued<H> {
-    fn id(&self) -> u64 {
-        self.id
-    }
 }
 
 pub struct Dispatch<H: Host> {

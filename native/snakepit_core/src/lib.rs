@@ -12,6 +12,8 @@
 //! - [`workers`]: worker life cycle on [`Dispatch`] — up, down, failed starts and back-off,
 //!   recycling, stop.
 //! - [`deadlines`]: the timer's side — [`Dispatch::tick`] and [`Dispatch::next_deadline`].
+//! - [`request`]: a request going in ([`Request`]) and what comes back ([`Submitted`],
+//!   [`Rejected`], [`Deadline`], [`Completed`]).
 //! - [`queue`]: the global FIFO plus one FIFO per slot.
 //! - [`slot`]: one place for a worker, and the request it runs.
 //! - [`effects`]: what a call decided — [`Effects`], [`Failure`], [`Event`].
@@ -26,13 +28,15 @@ pub mod effects;
 pub mod log_line;
 pub mod outcome;
 pub mod queue;
+pub mod request;
 pub mod slot;
 pub mod workers;
 
 pub use config::Config;
-pub use dispatch::{Completed, Deadline, Dispatch, Phase, Rejected, Request, Submitted};
+pub use dispatch::{Dispatch, Phase};
 pub use effects::{Effects, Event, Failure, Send};
 pub use outcome::{Counters, Outcome, Stats};
+pub use request::{Completed, Deadline, Rejected, Request, Submitted};
 pub use slot::{SlotStatus, WorkerInfo};
 pub use workers::Removed;
 
