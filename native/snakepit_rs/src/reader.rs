@@ -17,7 +17,6 @@ use snakepit_protocol::reply::{parse_reply, Reply};
 use crate::atoms;
 use crate::error::PoolError;
 use crate::pool::PoolRef;
-use crate::supervisor::stop_worker;
 use crate::worker::WorkerHandle;
 
 pub struct Reader {
@@ -80,7 +79,7 @@ impl Reader {
         let Reader { pool, slot, handle } = self;
         // While stopping, the stop sequence signals the group (SIGTERM first).
         if !pool.processes.is_closed() {
-            stop_worker(&handle);
+            handle.kill();
         }
         let exit = describe_exit(child);
         // Kill anything the worker started that outlived it, then release the process group id.

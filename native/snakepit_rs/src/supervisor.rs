@@ -77,7 +77,7 @@ async fn start_worker(pool: PoolRef, slot: usize) {
                 pool.owner
                     .event(|env| (atoms::worker_ready(), id.as_str(), os_pid).encode(env));
             }
-            Err(_) => stop_worker(&handle),
+            Err(_) => handle.kill(),
         },
         Err(message) => {
             pool.start_failed(slot, &message);
@@ -105,7 +105,7 @@ async fn spawn_and_handshake(pool: &PoolRef, slot: usize) -> Result<Arc<WorkerHa
             )
         })?;
     if !pool.processes.track(&handle) {
-        stop_worker(&handle);
+        handle.kill();
     }
     crate::output::forward(pool, &handle, stdout, false);
     crate::output::forward(pool, &handle, stderr, true);
@@ -121,7 +121,7 @@ async fn spawn_and_handshake(pool: &PoolRef, slot: usize) -> Result<Arc<WorkerHa
         .spawn(move || reader.run(replies, child, ready_tx));
     if let Err(error) = spawned {
         // No reader to reap it: kill it here (the BEAM reaps its children itself).
-        stop_worker(&handle);
+        handle.kill();
         pool.processes.untrack(&handle);
         return Err(format!("cannot start a reader thread: {error}"));
     }
@@ -138,14 +138,8 @@ async fn spawn_and_handshake(pool: &PoolRef, slot: usize) -> Result<Arc<WorkerHa
     match outcome {
         Ok(()) => Ok(handle),
         Err(message) => {
-            stop_worker(&handle);
+            handle.kill();
             Err(format!("worker {} failed to start: {message}", handle.id))
         }
     }
-}
-
-/// Asks a worker to go and makes sure it does.
-pub fn stop_worker(handle: &WorkerHandle) {
-    handle.close_requests();
-    handle.signal_group(libc::SIGKILL);
 }

@@ -46,6 +46,12 @@ impl WorkerHandle {
         self.requests.close();
     }
 
+    /// Asks the worker to go and makes sure it does.
+    pub fn kill(&self) {
+        self.close_requests();
+        self.signal_group(libc::SIGKILL);
+    }
+
     /// Signals the worker's whole process group (the worker and anything it started).
     pub fn signal_group(&self, signal: libc::c_int) {
         unsafe {
