@@ -25,6 +25,7 @@ const ALL_COMMANDS: &[&str] = &[
     "crash",
     "echo",
     "fail",
+    "flood",
     "garbage",
     "garbage_raw",
     "hang",
