@@ -33,10 +33,9 @@ async fn supervise(pool: PoolRef, mut jobs: UnboundedReceiver<Job>) {
                 None => std::future::pending().await,
             }
         };
-        // Jobs first: a stop must not wait behind a tick. A wake-up (an earlier deadline) and
-        // the timer both lead to a tick, which reports the next deadline.
+        // A wake-up (an earlier deadline appeared) and the timer both lead to a tick, which
+        // reports the next deadline; jobs are handled as they come.
         tokio::select! {
-            biased;
             job = jobs.recv() => match job {
                 Some(Job::Start(slot)) => {
                     tokio::spawn(start_worker(pool.clone(), slot));
