@@ -43,6 +43,7 @@ defmodule Snakepit.Pool do
     * `{:worker_retired, id, os_pid}` - a recycled worker exited after its replacement started
     * `{:circuit_open, failures}` - `failures` starts failed in a row
     * `:circuit_closed` - a worker started again after the circuit opened
+    * `{:caller_gone, request_id}` - a caller died while its request waited; it was dropped
   """
 
   use GenServer
@@ -218,6 +219,11 @@ defmodule Snakepit.Pool do
 
   defp handle_event(:circuit_closed, state) do
     Logger.info("pool #{inspect(state.name)}: a worker started again; circuit closed")
+    state
+  end
+
+  defp handle_event({:caller_gone, request_id}, state) do
+    Logger.debug("pool #{inspect(state.name)}: caller of queued request #{request_id} died")
     state
   end
 

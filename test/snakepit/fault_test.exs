@@ -251,7 +251,7 @@ defmodule Snakepit.FaultTest do
       assert_receive {:DOWN, ^ref, :process, _, :killed}
       # The pool learns of the death asynchronously and no event says it has; its counter is
       # the only sign. Freeing the worker before then could legitimately run the request.
-      await_counter(pool, :callers_gone, 1)
+      assert_receive {:snakepit_pool_event, ^pool, {:caller_gone, _}}, 10_000
 
       TestBlocker.release(blocker)
       assert {:ok, _} = Call.await(running)
@@ -481,14 +481,6 @@ defmodule Snakepit.FaultTest do
       :stop -> results
     after
       0 -> call_until_stopped(pool, [Snakepit.execute("sleep", %{ms: 5}, pool: pool) | results])
-    end
-  end
-
-  # Waits for a counter of the pool to reach `value`: only where no event marks the change.
-  defp await_counter(pool, counter, value) do
-    unless Map.fetch!(Snakepit.get_stats(pool), counter) >= value do
-      Process.sleep(10)
-      await_counter(pool, counter, value)
     end
   end
 end

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::effects::{Effects, Failure, Send};
+use crate::effects::{Effects, Event, Failure, Send};
 use crate::outcome::{Counters, Outcome, Stats};
 use crate::queue::Queue;
 use crate::request::{Completed, Deadline, Queued, Rejected, Request, Submitted};
@@ -272,6 +272,9 @@ impl<H: Host> Dispatch<H> {
             .remove_first(|queued| queued.monitor.as_ref().is_some_and(&is_its_monitor));
         if let Some(queued) = removed {
             self.counters.record(Outcome::CallerGone, None);
+            effects
+                .events
+                .push(Event::CallerGone { request: queued.id });
             effects.withdrawn.push(queued.reply);
             effects.demonitors.extend(queued.monitor);
         }

@@ -41,6 +41,8 @@ pub enum Event {
     CircuitOpened { failures: u32 },
     /// A worker started after the circuit opened.
     CircuitClosed,
+    /// The caller of queued request `request` died; the request was dropped, never run.
+    CallerGone { request: u64 },
 }
 
 /// Work decided under the lock, carried out after it is released, in field order.

@@ -212,6 +212,7 @@ fn a_caller_that_dies_while_queued_is_dropped() {
     d.attach_monitor(2, 9).unwrap();
     let effects = d.caller_down(|m| *m == 9);
     assert_eq!((effects.withdrawn, effects.demonitors), (vec![2], vec![9]));
+    assert_eq!(effects.events, vec![Event::CallerGone { request: 2 }]);
     assert!(d.caller_down(|m| *m == 9).is_empty());
     let (_, effects) = d.on_reply(0, 100, 1, false, clock.at(1));
     assert!(effects.sends.is_empty());

@@ -41,6 +41,7 @@ rustler::atoms! {
     worker_retired,
     worker_start_failed,
     circuit_closed,
+    caller_gone,
 
     // worker states
     available,

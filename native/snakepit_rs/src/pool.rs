@@ -299,6 +299,9 @@ impl Owner {
                 self.event(|env| (atoms::circuit_open(), failures).encode(env))
             }
             Event::CircuitClosed => self.event(|env| atoms::circuit_closed().encode(env)),
+            Event::CallerGone { request } => {
+                self.event(|env| (atoms::caller_gone(), request).encode(env))
+            }
         }
     }
 }
