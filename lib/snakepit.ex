@@ -66,44 +66,72 @@ defmodule Snakepit do
   def list_workers(pool \\ Pool), do: Native.pool_workers(Registry.native!(pool))
 
   @doc """
-  Starts what is needed, waits for the pool, runs `fun` and shuts everything down (no worker
-  process is left), returning what `fun` returned.
+  Runs `fun` as a script: starts Snakepit if it is not running, waits for its pools, runs
+  `fun`, stops what this call started, and returns what `fun` returned (or raises what it
+  raised, after stopping). For Mix tasks and scripts, so that no worker process outlives them.
 
-  Options:
+  Options (upstream Snakepit v0.13's):
 
-    * `:pool_options` - options for the pool when no `Snakepit.Pool` is running (default: the
-      `:snakepit` application environment, see `Snakepit.Config`)
-    * `:timeout` - ms to wait for the pool to be ready (default `15000`)
+    * `:stop_mode` - what to stop afterwards: `:if_started` (default) stops only what this call
+      started: the Snakepit application if it was not running, else the default pool
+      `Snakepit.Pool` if this call had to start it; pools the host application started keep
+      running. `:always` stops the Snakepit application (and every pool under it), `:never`
+      stops nothing.
+    * `:exit_mode` - how the VM ends afterwards: `:none` (default: return to the caller),
+      `:halt` (`System.halt/1`), `:stop` (`System.stop/1`, a graceful shutdown), or `:auto`
+      (`:stop` when this call started Snakepit and the VM runs with `-no_halt`, else `:none`).
+      The status is 0 when `fun` returned, 1 when it raised or the pools did not start.
+      `SNAKEPIT_SCRIPT_EXIT` sets it when the option is absent, and upstream's older
+      `halt: true` or `SNAKEPIT_SCRIPT_HALT=true` mean `:halt` (see `Snakepit.Script.Options`
+      for the precedence).
+    * `:await_pool` - whether to wait for the pools before running `fun` (default: the
+      `pooling_enabled` setting, or `true` when `:pool_options` is given). Waiting covers the
+      pools the application's configuration started and `Snakepit.Pool`, which is started from
+      the configuration (see `Snakepit.Config`) merged with `:pool_options` when it does not
+      run and either the application started no pool or `:pool_options` is given.
+    * `:pool_options` - options for that default pool (ignored when `Snakepit.Pool` runs)
+    * `:timeout` - ms to wait for the pools (default `15000`); when they are not ready in time,
+      `fun` does not run and the result is `{:error, :pool_initialization_timeout}`; when a
+      pool fails otherwise (none of its workers could start), `{:error, %Snakepit.Error{}}`.
+    * `:restart` - `true` stops a running Snakepit first, so that it starts again from the
+      current configuration (and is then this call's to stop); `:auto` (default) does so only
+      with `stop_mode: :always` inside a Mix project; `false` never.
+    * `:cleanup_timeout` - ms to wait, after stopping, for the worker processes of the pools
+      it stopped to end before they get SIGKILL (default `5000`; `0` skips the check). A
+      pool's own stop already waits for its workers, so this is a safety net.
+    * `:shutdown_timeout` - accepted for upstream's sake (default `15000`): stopping here is
+      synchronous, bounded by each pool's `:shutdown_grace`.
+
+  An invalid option value raises `ArgumentError`; other keys are ignored, as upstream does.
   """
-  @spec run_as_script((() -> result), keyword()) :: result | {:error, Error.t()}
+  @spec run_as_script((() -> result), keyword()) ::
+          result | {:error, :pool_initialization_timeout | Error.t()}
         when result: term()
-  def run_as_script(fun, opts \\ []) when is_function(fun, 0) do
-    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+  def run_as_script(fun, opts \\ []) when is_function(fun, 0),
+    do: Snakepit.Script.run(fun, opts)
 
-    try do
-      with :ok <- ensure_default_pool(opts),
-           :ok <- Pool.await_ready(Pool, Keyword.get(opts, :timeout, 15_000)) do
-        fun.()
-      end
-    after
-      Application.stop(:snakepit_rs)
-    end
-  end
+  @doc """
+  Ends worker processes of this run that outlived their pool: SIGTERM to each (with its
+  process group), up to 3 s to end, then SIGKILL. Returns `:ok`, or `{:timeout, os_pids}` for
+  processes that survived even SIGKILL.
 
-  defp ensure_default_pool(opts) do
-    if Process.whereis(Pool) do
-      :ok
-    else
-      pool_options =
-        Keyword.merge(Snakepit.Config.pool_options(), Keyword.get(opts, :pool_options, []))
+  Unlike upstream Snakepit, workers of running pools are left alone (their pool would replace
+  them at once); stop a pool to stop its workers. Stopping a pool already waits until its
+  workers are gone, so normally there is nothing to clean up.
+  """
+  @spec cleanup() :: :ok | {:timeout, [pos_integer()]}
+  def cleanup, do: cleanup(fn -> Snakepit.Cleanup.run(Snakepit.Cleanup.leftovers(), 3_000) end)
 
-      case DynamicSupervisor.start_child(Snakepit.PoolSupervisor, {Pool, pool_options}) do
-        {:ok, _} ->
-          :ok
-
-        {:error, reason} ->
-          {:error, Error.new(:pool_not_initialized, "cannot start the pool: #{inspect(reason)}")}
-      end
-    end
+  @doc """
+  Runs `cleanup_fun` (what `cleanup/0` runs) and returns its result, or `:ok` when it exits
+  because a process it calls is not running (`:noproc`), so cleanup after a shutdown is
+  harmless. As upstream, for tests and embedding.
+  """
+  @spec cleanup((() -> result)) :: result | :ok when result: :ok | {:timeout, list()}
+  def cleanup(cleanup_fun) when is_function(cleanup_fun, 0) do
+    cleanup_fun.()
+  catch
+    :exit, {:noproc, _} -> :ok
+    :exit, :noproc -> :ok
   end
 end

@@ -113,6 +113,11 @@ defmodule Snakepit.Pool do
   @spec list_workers(pool()) :: [map()]
   def list_workers(pool \\ __MODULE__), do: Snakepit.list_workers(pool)
 
+  @doc "Upstream's name for `await_ready/2`: the whole first round of starts has ended."
+  defdelegate await_init_complete(pool \\ __MODULE__, timeout \\ 15_000),
+    to: __MODULE__,
+    as: :await_ready
+
   ## GenServer callbacks
 
   @impl true
