@@ -6,7 +6,6 @@ defmodule Snakepit.Applications do
   starts and whichever of the two carries the supervision tree.
   """
 
-  # Upstream's name first: when it exists it depends on (or is started with) :snakepit_rs.
   @names [:snakepit, :snakepit_rs]
 
   @doc """
@@ -33,6 +32,13 @@ defmodule Snakepit.Applications do
   @doc "Whether Snakepit runs under either name."
   @spec started?() :: boolean()
   def started?, do: running() != []
+
+  @doc """
+  Whether Snakepit's supervision tree (`Snakepit.Supervisor`, with the pools it starts) runs,
+  whichever application carries it.
+  """
+  @spec tree_running?() :: boolean()
+  def tree_running?, do: Process.whereis(Snakepit.Supervisor) != nil
 
   @doc "Stops `apps` (names as `ensure_started/0` or `running/0` return them), last started first."
   @spec stop([atom()]) :: :ok

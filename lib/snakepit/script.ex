@@ -24,10 +24,10 @@ defmodule Snakepit.Script do
     Enum.each(options.warnings, &Logger.warning/1)
 
     maybe_restart(options)
-    {:ok, owned_apps} = Applications.ensure_started()
-
-    exit_mode =
-      Options.effective_exit_mode(options.exit_mode, owned_apps != [], Options.no_halt?())
+    # Owning Snakepit means starting its supervision tree, not merely an application name.
+    owned? = not Applications.tree_running?()
+    {:ok, started_apps} = Applications.ensure_started()
+    exit_mode = Options.effective_exit_mode(options.exit_mode, owned?, Options.no_halt?())
 
     {startup, owned_pool} = start_pools(options)
 
@@ -40,7 +40,7 @@ defmodule Snakepit.Script do
         end
       end
 
-    stop(options, owned_apps, owned_pool)
+    stop(options, started_apps, if(owned?, do: nil, else: owned_pool))
     exit_vm(exit_mode, if(match?({:ok, _}, outcome), do: 0, else: 1))
 
     case outcome do
@@ -82,7 +82,7 @@ defmodule Snakepit.Script do
 
   defp start_pools(options) do
     deadline = deadline(options.timeout)
-    app_pools = app_pools()
+    app_pools = Enum.map(configured_pools(), &elem(&1, 0))
 
     {started, owned_pool} =
       if Process.whereis(Pool) == nil and
@@ -139,51 +139,57 @@ defmodule Snakepit.Script do
 
   ## Stopping
 
-  defp stop(options, owned_apps, owned_pool) do
+  # `started_apps`: the application names this call started; `owned_pool`: the default pool it
+  # started under a supervision tree it did not start (one it started goes with its tree).
+  defp stop(options, started_apps, owned_pool) do
     {stop_apps, stop_pool} =
       case options.stop_mode do
         :never -> {[], nil}
         :always -> {Applications.running(), nil}
-        :if_started -> if owned_apps != [], do: {owned_apps, nil}, else: {[], owned_pool}
+        :if_started -> {started_apps, owned_pool}
       end
 
-    # The OS pids of the workers that will stop, to check afterwards that they are gone.
-    os_pids =
-      if options.cleanup_timeout > 0,
-        do: Enum.flat_map(stopping_pools(stop_apps, stop_pool), &Pool.os_pids/1),
+    # Each pool that may stop, with its workers' OS pids: afterwards, the workers of those that
+    # did stop must be gone. Pools that keep running are never touched.
+    candidates =
+      if options.cleanup_timeout > 0 and (stop_apps != [] or stop_pool != nil),
+        do:
+          for(
+            pool <- Enum.uniq(tree_pools() ++ List.wrap(stop_pool)),
+            do: {pool, Pool.os_pids(pool)}
+          ),
         else: []
 
     Applications.stop(stop_apps)
     if stop_pool, do: DynamicSupervisor.terminate_child(Snakepit.PoolSupervisor, stop_pool)
+
+    os_pids = for {pool, pids} <- candidates, not Process.alive?(pool), pid <- pids, do: pid
 
     with {:timeout, survivors} <- Cleanup.run(os_pids, options.cleanup_timeout) do
       Logger.warning("run_as_script: worker processes #{inspect(survivors)} survived SIGKILL")
     end
   end
 
-  # Pools that stopping `apps` or `pool` stops: every pool of the application's tree.
-  defp stopping_pools([], nil), do: []
-  defp stopping_pools([], pool), do: [pool]
-
-  defp stopping_pools(_apps, _pool) do
+  # The pids of every pool in Snakepit's supervision tree: configured and started at run time.
+  defp tree_pools do
     dynamic =
       case Process.whereis(Snakepit.PoolSupervisor) do
         nil -> []
         sup -> for {_, pid, _, _} <- DynamicSupervisor.which_children(sup), is_pid(pid), do: pid
       end
 
-    app_pools() ++ dynamic
+    Enum.map(configured_pools(), &elem(&1, 1)) ++ dynamic
   end
 
-  # The pools the application started from its configuration: children of its supervisor (or
-  # of a supervisor under it) whose child id is `{Snakepit.Pool, name}`.
-  defp app_pools, do: pools_under(Process.whereis(Snakepit.Supervisor))
+  # The pools the application started from its configuration, as `{name, pid}`: children of
+  # its supervisor (or of a supervisor under it) whose child id is `{Snakepit.Pool, name}`.
+  defp configured_pools, do: pools_under(Process.whereis(Snakepit.Supervisor))
 
   defp pools_under(nil), do: []
 
   defp pools_under(supervisor) do
     Enum.flat_map(Supervisor.which_children(supervisor), fn
-      {{Pool, name}, pid, _, _} when is_pid(pid) -> [name]
+      {{Pool, name}, pid, _, _} when is_pid(pid) -> [{name, pid}]
       {_, pid, :supervisor, _} when is_pid(pid) and pid != supervisor -> nested_pools(pid)
       _ -> []
     end)

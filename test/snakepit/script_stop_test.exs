@@ -25,7 +25,12 @@ defmodule Snakepit.ScriptStopTest do
     opts = TestPool.options(Keyword.put(@test_workers, :name, :script_host_pool))
     {:ok, pid} = DynamicSupervisor.start_child(Snakepit.PoolSupervisor, {Snakepit.Pool, opts})
     :ok = Snakepit.Pool.await_ready(pid)
-    on_exit(fn -> if Process.alive?(pid), do: GenServer.stop(pid) end)
+    # Through the supervisor: a pool stopped by itself would be restarted.
+    on_exit(fn ->
+      if sup = Process.whereis(Snakepit.PoolSupervisor),
+        do: DynamicSupervisor.terminate_child(sup, pid)
+    end)
+
     pid
   end
 
@@ -146,6 +151,42 @@ defmodule Snakepit.ScriptStopTest do
 
     refute Process.whereis(Snakepit.Pool)
     assert Applications.started?()
+  end
+
+  # Upstream's application name as an application that only starts :snakepit_rs: one of the
+  # shapes the :snakepit application may take. Unloaded at the end (the environment that
+  # unloading drops is restored by the setup's on_exit, which runs after this one).
+  defp load_snakepit_alias! do
+    spec = [description: ~c"alias", vsn: ~c"0", modules: [], registered: []]
+    spec = spec ++ [applications: [:kernel, :stdlib, :snakepit_rs]]
+    :ok = :application.load({:application, :snakepit, spec})
+
+    on_exit(fn ->
+      Application.stop(:snakepit)
+      Application.unload(:snakepit)
+    end)
+  end
+
+  test "under upstream's application name: starts both names, stops both" do
+    load_snakepit_alias!()
+    stop_application!()
+
+    assert Snakepit.run_as_script(fn -> Applications.running() end) == [:snakepit_rs, :snakepit]
+    refute Applications.started?()
+  end
+
+  test "under upstream's application name, with the tree already running: stops only its pool" do
+    load_snakepit_alias!()
+    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+    host = start_host_pool!()
+
+    pid =
+      Snakepit.run_as_script(fn -> Process.whereis(Snakepit.Pool) end, pool_options: @test_workers)
+
+    refute Process.alive?(pid)
+    assert Process.alive?(host)
+    assert Enum.all?(Snakepit.Pool.os_pids(host), &TestPool.os_process_alive?/1)
+    assert Applications.running() == [:snakepit_rs]
   end
 
   test "an invalid option raises before anything starts" do
