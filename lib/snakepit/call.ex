@@ -54,7 +54,7 @@ defmodule Snakepit.Call do
       tag = make_ref()
 
       case submit_native(native, tag, command, args, session_id, timeout_ms(timeout)) do
-        {:ok, request_id} -> {:ok, {native, tag, request_id, min(queue_timeout, timeout)}}
+        {:ok, request_id} -> {:ok, {native, tag, request_id, first_wait(queue_timeout, timeout)}}
         {:error, error} -> {:error, Gate.error(error)}
       end
     end
@@ -126,7 +126,13 @@ defmodule Snakepit.Call do
     end
   end
 
+  # The first wait ends at the queue deadline or the execution timeout, whichever comes first;
+  # `receive ... after` takes at most 2^32 - 1 ms.
+  defp first_wait(queue_timeout, timeout), do: queue_timeout |> min(timeout) |> min(0xFFFF_FFFF)
+
+  # `:infinity` (and anything longer) runs for ~8900 years: the native side takes u64 ms, and
+  # waits in `receive ... after` are capped by `pool_check_deadline` (at most 2^32 - 1 ms each).
   @max_timeout_ms 0xFFFF_FFFF_FFFF
   defp timeout_ms(:infinity), do: @max_timeout_ms
-  defp timeout_ms(ms), do: ms
+  defp timeout_ms(ms), do: min(ms, @max_timeout_ms)
 end

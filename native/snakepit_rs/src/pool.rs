@@ -28,7 +28,7 @@ use crate::reply::{ReplyTo, Spares};
 use crate::worker::WorkerHandle;
 use snakepit_protocol::request::{encode_cancel, encode_request, RequestHead};
 
-pub use snakepit_core::workers::NotWanted;
+use snakepit_core::workers::NotWanted;
 
 /// How everyone but the BEAM holds the pool.
 pub type PoolRef = ResourceArc<Pool>;
@@ -115,9 +115,11 @@ impl Pool {
     /// Runs `decide` under the lock with the current time; wakes the timer afterwards if the
     /// decision brought a deadline earlier than the one it sleeps until.
     fn decide<R>(&self, decide: impl FnOnce(&mut Dispatch<Nif>, Instant) -> R) -> R {
+        // Read before locking: the core clamps it, so time never runs backwards in there.
+        let now = Instant::now();
         let (result, wake) = {
             let mut dispatch = self.dispatch.lock();
-            let result = decide(&mut dispatch, Instant::now());
+            let result = decide(&mut dispatch, now);
             (result, dispatch.take_wake())
         };
         if wake {
@@ -174,6 +176,8 @@ impl Pool {
         removed
     }
 
+    /// (Comparing monitors, `enif_compare_monitors`, is the one BEAM call made under the lock: it
+    /// only compares bytes, takes no lock of the BEAM's and cannot block.)
     pub fn caller_down(&self, monitor: Monitor) {
         let effects =
             self.decide(|dispatch, _| dispatch.caller_down(|queued| queued.monitor == monitor));
@@ -184,7 +188,7 @@ impl Pool {
     pub fn tick(&self) -> Option<Instant> {
         let (effects, next) = self.decide(|dispatch, now| {
             let effects = dispatch.tick(now, &mut || self.next_id());
-            (effects, dispatch.next_deadline())
+            (effects, dispatch.timer_due())
         });
         self.apply(effects, None);
         next
@@ -220,6 +224,9 @@ impl Pool {
         if effects.is_empty() {
             return;
         }
+        for reply in effects.withdrawn {
+            reply.recycle(&self.spares);
+        }
         for (worker, send) in effects.sends {
             match send {
                 Send::Frame(frame) => worker.send_frame(frame),
@@ -233,12 +240,11 @@ impl Pool {
         for worker in effects.kills {
             worker.signal_group(libc::SIGKILL);
         }
-        // With no environment on a BEAM thread (a resource destructor) a monitor cannot be
-        // removed; the resource is going away, and its monitors with it.
-        if env.is_some() || !rustler::thread::is_scheduler_thread() {
-            for caller in &effects.demonitors {
-                caller.pool.demonitor(env, &caller.monitor);
-            }
+        // On a BEAM thread, removing a monitor needs the calling NIF's environment (every NIF
+        // that applies effects passes it).
+        debug_assert!(env.is_some() || !rustler::thread::is_scheduler_thread());
+        for caller in &effects.demonitors {
+            caller.pool.demonitor(env, &caller.monitor);
         }
         for slot in effects.starts {
             self.post(Job::Start(slot));

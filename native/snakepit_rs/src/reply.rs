@@ -67,6 +67,13 @@ impl ReplyTo {
         });
     }
 
+    /// A reply that will never be sent: its environment is cleared and kept for reuse.
+    pub fn recycle(self, spares: &Spares) {
+        let ReplyTo { mut env, .. } = self;
+        env.clear();
+        spares.give(env);
+    }
+
     /// Must run on a thread the BEAM does not manage (`enif_send` rules); a dead caller is fine.
     /// The environment goes back to `spares` when given.
     fn send(self, spares: Option<&Spares>, outcome: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {

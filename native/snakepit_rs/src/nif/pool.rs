@@ -20,7 +20,10 @@ fn pool_start(env: Env, config: PoolConfig, owner: LocalPid) -> NifResult<Term> 
     let (pool, jobs) = Pool::new(config, owner);
     let pool = ResourceArc::new(pool);
     // However the owner dies, the workers stop (see `resource.rs`).
-    env.monitor(&pool, &owner);
+    if env.monitor(&pool, &owner).is_none() {
+        pool.begin_stop(Some(env));
+        return Err(rustler::Error::BadArg);
+    }
     crate::supervisor::start(pool.clone(), jobs);
     Ok(pool.encode(env))
 }
