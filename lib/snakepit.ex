@@ -44,10 +44,12 @@ defmodule Snakepit do
     * `queued` - waiting for a free worker now
     * `pool_saturated`, `circuit_rejections` - calls refused at once (`:pool_saturated`,
       `:circuit_open`); not requests
-    * `worker_starts`, `worker_start_failures`, `worker_crashes`, `workers_killed` (after a
-      timeout and `:cancel_grace`, or a failed health check), `worker_recycles`,
+    * `worker_starts`, `worker_start_failures`, `worker_crashes` (a worker that died or broke
+      the protocol, a failed health check among them), `workers_killed` (silent past a
+      timeout and `:cancel_grace`, or a health check that got no answer), `worker_recycles`,
       `health_checks` - what happened to workers
-    * `avg_response_time_ms` - submit to reply, over completed requests
+    * `avg_response_time_ms` - submit to answer, over requests a worker answered (`completed`
+      and `worker_errors`)
     * `circuit_open` - whether `:max_start_failures` starts in a row failed and none since
       succeeded
 
@@ -61,7 +63,10 @@ defmodule Snakepit do
   @spec get_stats(Pool.pool()) :: map()
   def get_stats(pool \\ Pool), do: Native.pool_stats(Registry.native!(pool))
 
-  @doc "One map per worker: `id`, `os_pid`, `status` (`:available`, `:busy`, `:starting`), `requests`."
+  @doc """
+  One map per worker: `id`, `os_pid`, `status` (`:available`, `:busy`, `:starting`, or
+  `:draining` — recycled, finishing its request before it exits), `requests`.
+  """
   @spec list_workers(Pool.pool()) :: [map()]
   def list_workers(pool \\ Pool), do: Native.pool_workers(Registry.native!(pool))
 
