@@ -23,6 +23,7 @@ pub struct Reader {
     pub pool: PoolRef,
     pub slot: usize,
     pub handle: Arc<WorkerHandle>,
+    pub os_pid: u32,
 }
 
 /// Why a worker's reply stream ended.
@@ -76,10 +77,15 @@ impl Reader {
     /// The worker is finished (it closed its replies or broke the protocol): nothing of it may
     /// be left; then the pool hears of it.
     fn finish(self, ending: Ending, child: &mut Child) {
-        let Reader { pool, slot, handle } = self;
+        let Reader {
+            pool,
+            slot,
+            handle,
+            os_pid,
+        } = self;
         // While stopping, the stop sequence signals the group (SIGTERM first).
         if !pool.processes.is_closed() {
-            handle.kill();
+            handle.kill(None);
         }
         let exit = describe_exit(child);
         // Kill anything the worker started that outlived it, then release the process group id.
@@ -96,13 +102,13 @@ impl Reader {
                 exit: format!("{exit}; reading its replies failed: {error}"),
             },
         };
-        let removed = pool.worker_down(slot, handle.uid, loss);
-        crate::watchdog::unwatch(handle.os_pid);
+        let removed = pool.worker_down(slot, handle.uid, loss, None);
+        crate::watchdog::unwatch(os_pid);
         if let Some(registry) = &pool.config.registry_file {
-            crate::registry::forget(registry, handle.os_pid);
+            crate::registry::forget(registry, os_pid);
         }
         pool.processes.untrack(&handle);
-        let (id, os_pid) = (handle.id.as_str(), handle.os_pid);
+        let id = handle.id.as_str();
         match removed {
             Removed::Crashed => pool
                 .owner
@@ -125,7 +131,10 @@ impl Reader {
             ));
         }
         let failed = matches!(reply, Reply::Error(_));
-        match self.pool.on_reply(self.slot, self.handle.uid, id, failed) {
+        match self
+            .pool
+            .on_reply(self.slot, self.handle.uid, id, failed, None)
+        {
             Completed::Request(None) | Completed::Stale => Ok(()),
             Completed::Request(Some(reply_to)) => {
                 match reply {

@@ -66,18 +66,32 @@ pub fn stop(pool: &PoolRef) {
         .await_gone(Duration::from_millis(pool.config.shutdown_grace_ms));
 }
 
-/// Spawns one worker for `slot`, waits for its handshake and installs it; a failure goes to the
-/// core, which schedules the retry.
+/// Starts one worker for `slot` — spawns an OS process and waits for its handshake, or has the
+/// owner spawn a BEAM worker (`beam.rs`) — and installs it; a failure goes to the core, which
+/// schedules the retry.
 async fn start_worker(pool: PoolRef, slot: usize) {
-    match spawn_and_handshake(&pool, slot).await {
-        Ok(handle) => match pool.worker_up(slot, &handle) {
-            Ok(()) => {
-                let (id, os_pid) = (handle.id.clone(), handle.os_pid);
-                pool.owner
-                    .event(|env| (atoms::worker_ready(), id.as_str(), os_pid).encode(env));
+    let uid = NEXT_WORKER_UID.fetch_add(1, Relaxed);
+    let started = if pool.config.beam {
+        // Installed by the worker's own `beam_worker_ready` call.
+        crate::beam::start(&pool, slot, uid).await.map(Some)
+    } else {
+        spawn_and_handshake(&pool, slot, uid).await.map(|handle| {
+            match pool.worker_up(slot, &handle, None) {
+                Ok(()) => Some(handle),
+                Err(_) => {
+                    handle.kill(None);
+                    None
+                }
             }
-            Err(_) => handle.kill(),
-        },
+        })
+    };
+    match started {
+        Ok(Some(handle)) => {
+            let (id, os_pid) = (handle.id.clone(), handle.os_pid());
+            pool.owner
+                .event(|env| (atoms::worker_ready(), id.as_str(), os_pid).encode(env));
+        }
+        Ok(None) => {}
         Err(message) => {
             pool.start_failed(slot, &message);
             pool.owner
@@ -86,11 +100,15 @@ async fn start_worker(pool: PoolRef, slot: usize) {
     }
 }
 
-async fn spawn_and_handshake(pool: &PoolRef, slot: usize) -> Result<Arc<WorkerHandle>, String> {
-    let uid = NEXT_WORKER_UID.fetch_add(1, Relaxed);
+async fn spawn_and_handshake(
+    pool: &PoolRef,
+    slot: usize,
+    uid: u64,
+) -> Result<Arc<WorkerHandle>, String> {
     let config = pool.config.clone();
     let Spawned {
         handle,
+        os_pid,
         child,
         replies,
         stdout,
@@ -104,7 +122,7 @@ async fn spawn_and_handshake(pool: &PoolRef, slot: usize) -> Result<Arc<WorkerHa
             )
         })?;
     if !pool.processes.track(&handle) {
-        handle.kill();
+        handle.kill(None);
     }
     crate::output::forward(pool, &handle, stdout, false);
     crate::output::forward(pool, &handle, stderr, true);
@@ -114,13 +132,14 @@ async fn spawn_and_handshake(pool: &PoolRef, slot: usize) -> Result<Arc<WorkerHa
         pool: pool.clone(),
         slot,
         handle: Arc::clone(&handle),
+        os_pid,
     };
     let spawned = std::thread::Builder::new()
         .name(format!("snakepit-{}", handle.uid))
         .spawn(move || reader.run(replies, child, ready_tx));
     if let Err(error) = spawned {
         // No reader to reap it: kill it here (the BEAM reaps its children itself).
-        handle.kill();
+        handle.kill(None);
         pool.processes.untrack(&handle);
         return Err(format!("cannot start a reader thread: {error}"));
     }
@@ -137,7 +156,7 @@ async fn spawn_and_handshake(pool: &PoolRef, slot: usize) -> Result<Arc<WorkerHa
     match outcome {
         Ok(()) => Ok(handle),
         Err(message) => {
-            handle.kill();
+            handle.kill(None);
             Err(format!("worker {} failed to start: {message}", handle.id))
         }
     }
