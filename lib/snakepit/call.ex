@@ -10,11 +10,12 @@ defmodule Snakepit.Call do
   """
 
   alias Snakepit.{Error, Native}
+  alias Snakepit.Adapter.Hooks
   alias Snakepit.Native.Gate
   alias Snakepit.Pool.{Options, Registry}
 
   @typedoc "A request accepted by `submit/4`, to be awaited by the process that submitted it."
-  @opaque pending :: {reference(), reference(), non_neg_integer(), timeout()}
+  @opaque pending :: {reference(), reference(), non_neg_integer(), timeout(), Hooks.finish()}
 
   @type result :: {:ok, term()} | {:error, Error.t()}
 
@@ -48,21 +49,29 @@ defmodule Snakepit.Call do
 
   defp submit_checked(pool, command, args, opts) do
     with {:ok, {native, queue_timeout, default_timeout}} <- Registry.lookup(pool),
-         :ok <- validate_request(command, args) do
-      timeout = Keyword.get(opts, :timeout, default_timeout)
+         :ok <- validate_request(command, args),
+         # The adapter's request-path callbacks, if it has any (one lookup otherwise).
+         {:ok, args, timeout, finish} <-
+           Hooks.prepare(Hooks.lookup(native), command, args, opts[:timeout], default_timeout) do
       session_id = Keyword.get(opts, :session_id)
       tag = make_ref()
 
       case submit_native(native, tag, command, args, session_id, timeout_ms(timeout)) do
-        {:ok, request_id} -> {:ok, {native, tag, request_id, first_wait(queue_timeout, timeout)}}
-        {:error, error} -> {:error, Gate.error(error)}
+        {:ok, request_id} ->
+          {:ok, {native, tag, request_id, first_wait(queue_timeout, timeout), finish}}
+
+        {:error, error} ->
+          {:error, Gate.error(error)}
       end
     end
   end
 
   @doc "Waits for the result of a request this process submitted with `submit/4`."
   @spec await(pending()) :: result()
-  def await({native, tag, request_id, wait}), do: await_reply(native, tag, request_id, wait)
+  def await({native, tag, request_id, wait, nil}), do: await_reply(native, tag, request_id, wait)
+
+  def await({native, tag, request_id, wait, finish}),
+    do: Hooks.finish(finish, await_reply(native, tag, request_id, wait))
 
   # Encoding args happens in the submit NIF; beyond this size (bytes in external term format, a
   # fast proxy for the JSON's) it could outlast a scheduler slice, so a dirty scheduler takes it.

@@ -15,8 +15,9 @@ defmodule Snakepit.LongTimeoutTest do
     {:ok, pending} = Call.submit(pool, "block", TestBlocker.args(blocker), timeout: :infinity)
 
     TestBlocker.assert_blocked(blocker)
-    # What the caller's wait asks once its first wait (the queue timeout) has run out.
-    {native, _tag, request_id, first_wait} = pending
+    # What the caller's wait asks once its first wait (the queue timeout) has run out (the
+    # pending request's internals: native pool, tag, request id, first wait).
+    {native, request_id, first_wait} = {elem(pending, 0), elem(pending, 2), elem(pending, 3)}
     assert first_wait == 50
     assert {:wait, ms} = Native.pool_check_deadline(native, request_id)
     assert ms <= 0xFFFF_FFFF

@@ -228,7 +228,7 @@ defmodule Snakepit.Pool.Options do
   def describe(:string), do: "a string"
   def describe(:strings), do: "a list of strings"
   def describe(:env), do: "a map or list of {name, value} strings"
-  def describe(:adapter), do: "a module implementing Snakepit.Adapter"
+  def describe(:adapter), do: "a module implementing Snakepit.Adapter, in any of its styles"
   def describe(:pid), do: "a pid"
   def describe(:session_id), do: "a non-empty UTF-8 string"
   def describe({:or_nil, type}), do: "nil or #{describe(type)}"
@@ -248,10 +248,7 @@ defmodule Snakepit.Pool.Options do
     (is_map(value) and Enum.all?(value, pair?)) or list_of?(value, pair?)
   end
 
-  defp valid?(:adapter, value) do
-    is_atom(value) and Code.ensure_loaded?(value) and
-      function_exported?(value, :executable_path, 1)
-  end
+  defp valid?(:adapter, value), do: Snakepit.Adapter.style(value) != nil
 
   defp list_of?([], _valid?), do: true
   defp list_of?([head | tail], valid?), do: valid?.(head) and list_of?(tail, valid?)

@@ -43,6 +43,16 @@ rustler::atoms! {
     circuit_closed,
     caller_gone,
 
+    // BEAM workers: the owner's orders, a worker's messages
+    snakepit_beam,
+    start,
+    kill,
+    not_wanted,
+    snakepit_request,
+    snakepit_cancel,
+    snakepit_health_check,
+    snakepit_close,
+
     // worker states
     available,
     busy,

@@ -25,6 +25,8 @@ pub struct Reader {
     pub handle: Arc<WorkerHandle>,
     /// Until the handshake: how the start is going. `None` once the worker is installed.
     pub startup: Option<Startup>,
+    /// The OS process (a reader is for OS-process workers only).
+    pub os_pid: u32,
 }
 
 /// The start of a worker, as its starter and its reader share it.
@@ -87,15 +89,15 @@ impl Reader {
             self.startup = Some(startup_failed(message.clone()));
             return Err(message);
         }
-        match self.pool.worker_up(self.slot, &self.handle) {
+        match self.pool.worker_up(self.slot, &self.handle, None) {
             Ok(()) => {
-                let (id, os_pid) = (self.handle.id.as_str(), self.handle.os_pid);
+                let (id, os_pid) = (self.handle.id.as_str(), self.os_pid);
                 self.pool
                     .owner
                     .event(|env| (atoms::worker_ready(), id, os_pid).encode(env));
             }
             // The pool is stopping: this worker goes at once.
-            Err(_) => self.handle.kill(),
+            Err(_) => self.handle.kill(None),
         }
         Ok(())
     }
@@ -108,10 +110,11 @@ impl Reader {
             slot,
             handle,
             startup,
+            os_pid,
         } = self;
         // While stopping, the stop sequence signals the group (SIGTERM first).
         if !pool.processes.is_closed() {
-            handle.kill();
+            handle.kill(None);
         }
         let exit = describe_exit(child);
         // Kill anything the worker started that outlived it, then release the process group id.
@@ -123,7 +126,7 @@ impl Reader {
                 (None, _) => "worker closed its reply pipe before its handshake".into(),
             };
             let message = format!("worker {} failed to start: {why}", handle.id);
-            forget(&pool, &handle);
+            forget(&pool, &handle, os_pid);
             return report_start_failure(&pool, slot, &message);
         }
         let worker_id = handle.id.clone();
@@ -138,9 +141,9 @@ impl Reader {
                 exit: format!("{exit}; reading its replies failed: {error}"),
             },
         };
-        let removed = pool.worker_down(slot, handle.uid, loss);
-        forget(&pool, &handle);
-        let (id, os_pid) = (handle.id.as_str(), handle.os_pid);
+        let removed = pool.worker_down(slot, handle.uid, loss, None);
+        forget(&pool, &handle, os_pid);
+        let id = handle.id.as_str();
         match removed {
             Removed::Crashed => pool
                 .owner
@@ -163,7 +166,10 @@ impl Reader {
             ));
         }
         let failed = matches!(reply, Reply::Error(_));
-        match self.pool.on_reply(self.slot, self.handle.uid, id, failed) {
+        match self
+            .pool
+            .on_reply(self.slot, self.handle.uid, id, failed, None)
+        {
             Completed::Request(None) | Completed::Stale => Ok(()),
             Completed::Request(Some(reply_to)) => {
                 match reply {
@@ -190,10 +196,10 @@ pub fn report_start_failure(pool: &PoolRef, slot: usize, message: &str) {
 }
 
 /// The reaped worker's process group leaves the watchdog, the registry and the pool's list.
-fn forget(pool: &PoolRef, handle: &WorkerHandle) {
-    crate::watchdog::unwatch(handle.os_pid);
+fn forget(pool: &PoolRef, handle: &WorkerHandle, os_pid: u32) {
+    crate::watchdog::unwatch(os_pid);
     if let Some(registry) = &pool.config.registry_file {
-        crate::registry::forget(registry, handle.os_pid);
+        crate::registry::forget(registry, os_pid);
     }
     pool.processes.untrack(handle);
 }

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use rustler::Encoder;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 
+use crate::atoms;
 use crate::pool::{Job, PoolRef};
 use crate::reader::{Reader, Startup};
 use crate::runtime::{on_spawner_thread, runtime};
@@ -65,20 +67,32 @@ pub fn stop(pool: &PoolRef) {
         .await_gone(Duration::from_millis(pool.config.shutdown_grace_ms));
 }
 
-/// Spawns one worker for `slot`. Its reader thread reads the handshake and tells the pool the
-/// outcome — installed, or failed — so that a worker's start and its end are reported in order,
-/// by one thread. This task only enforces the startup timeout.
+/// Starts one worker for `slot`: has the owner spawn a BEAM worker (`beam.rs`), which installs
+/// itself with its `beam_worker_ready` call, or spawns an OS process whose reader thread reads
+/// the handshake and tells the pool the outcome — installed, or failed — so that a worker's
+/// start and its end are reported in order, by one thread. This task only enforces the startup
+/// timeout.
 async fn start_worker(pool: PoolRef, slot: usize) {
-    if let Err(message) = spawn_worker(&pool, slot).await {
+    let uid = NEXT_WORKER_UID.fetch_add(1, Relaxed);
+    if pool.config.beam {
+        match crate::beam::start(&pool, slot, uid).await {
+            Ok(handle) => {
+                let (id, os_pid) = (handle.id.clone(), handle.os_pid());
+                pool.owner
+                    .event(|env| (atoms::worker_ready(), id.as_str(), os_pid).encode(env));
+            }
+            Err(message) => crate::reader::report_start_failure(&pool, slot, &message),
+        }
+    } else if let Err(message) = spawn_worker(&pool, slot, uid).await {
         crate::reader::report_start_failure(&pool, slot, &message);
     }
 }
 
-async fn spawn_worker(pool: &PoolRef, slot: usize) -> Result<(), String> {
-    let uid = NEXT_WORKER_UID.fetch_add(1, Relaxed);
+async fn spawn_worker(pool: &PoolRef, slot: usize, uid: u64) -> Result<(), String> {
     let config = pool.config.clone();
     let Spawned {
         handle,
+        os_pid,
         child,
         replies,
         stdout,
@@ -92,7 +106,7 @@ async fn spawn_worker(pool: &PoolRef, slot: usize) -> Result<(), String> {
             )
         })?;
     if !pool.processes.track(&handle) {
-        handle.kill();
+        handle.kill(None);
     }
     crate::output::forward(pool, &handle, stdout, false);
     crate::output::forward(pool, &handle, stderr, true);
@@ -107,13 +121,14 @@ async fn spawn_worker(pool: &PoolRef, slot: usize) -> Result<(), String> {
             handshaken,
             failure: Arc::clone(&failure),
         }),
+        os_pid,
     };
     let spawned = std::thread::Builder::new()
         .name(format!("snakepit-{}", handle.uid))
         .spawn(move || reader.run(replies, child));
     if let Err(error) = spawned {
         // No reader to reap it: kill it here (the BEAM reaps its children itself).
-        handle.kill();
+        handle.kill(None);
         pool.processes.untrack(&handle);
         return Err(format!("cannot start a reader thread: {error}"));
     }
@@ -124,7 +139,7 @@ async fn spawn_worker(pool: &PoolRef, slot: usize) -> Result<(), String> {
             "worker sent no handshake within {} ms",
             pool.config.startup_timeout_ms
         ));
-        handle.kill();
+        handle.kill(None);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rustler::{Encoder, Env, Term};
 
-use snakepit_core::{Deadline, Request, Submitted};
+use snakepit_core::{Deadline, Request, Send, Submitted};
 use snakepit_protocol::request::{encode_request, RequestError, RequestHead};
 
 use crate::atoms;
@@ -113,7 +113,7 @@ fn try_submit<'a>(
         timeout: Duration::from_millis(timeout_ms),
     };
     match pool.submit(request) {
-        Ok(Submitted::Run { worker, frame }) => worker.send_frame(frame),
+        Ok(Submitted::Run { worker, frame }) => worker.send(Some(env), Send::Frame(frame)),
         Ok(Submitted::Queued) => {
             // Monitored only while it waits, and set outside the pool's lock: so that a caller
             // that dies in the queue is dropped (see `resource.rs`).
