@@ -9,6 +9,20 @@ defmodule Snakepit.Pool do
   Requests never pass through it: `Snakepit.execute/3` (`Snakepit.Call`) hands them to the
   native pool in the caller's process.
 
+  ## Calls to its process
+
+  Upstream Snakepit's code (its tests among it) calls the pool's process directly; these calls
+  are answered, each request run in a process of its own so that this one never waits:
+
+    * `{:execute, command, args, opts}` - as `Snakepit.execute/3` with `opts`
+    * `{:execute, pool, command, args, opts}` - the same on the pool named `pool` (v0.13)
+    * `{:execute, command, args, opts, timeout}` - with `timeout` as the `:timeout` (v0.4.3)
+    * `:get_stats`, `:list_workers`, `:await_ready` - as `Snakepit.get_stats/1`,
+      `Snakepit.list_workers/1` and `await_ready/2`
+
+  Any other call is answered `{:error, %Snakepit.Error{reason: :unsupported_call}}`; any other
+  cast or message is logged (a warning) and ignored: nothing a caller sends crashes the pool.
+
   ## Options
 
   #{Snakepit.Pool.Options.docs(:pool)}
@@ -52,12 +66,12 @@ defmodule Snakepit.Pool do
   use GenServer
   require Logger
 
-  alias Snakepit.{BeamWorkers, Error, Native}
+  alias Snakepit.{BeamWorkers, Call, Error, Native}
   alias Snakepit.Adapter.Hooks
   alias Snakepit.Pool.{Options, Registry}
 
-  @typedoc "A pool's registered name."
-  @type pool :: atom()
+  @typedoc "A pool: its registered name or its process."
+  @type pool :: atom() | pid()
 
   ## Public API
 
@@ -106,8 +120,9 @@ defmodule Snakepit.Pool do
   end
 
   @doc "Same as `Snakepit.execute/3`."
-  @spec execute(String.t(), map(), keyword()) :: {:ok, term()} | {:error, Error.t()}
-  def execute(command, args, opts \\ []), do: Snakepit.Call.execute(command, args, opts)
+  @spec execute(String.t(), Call.args(), keyword()) ::
+          {:ok, term()} | {:error, Error.t()}
+  def execute(command, args, opts \\ []), do: Call.execute(command, args, opts)
 
   @doc "Same as `Snakepit.get_stats/1`."
   @spec get_stats(pool()) :: map()
@@ -150,6 +165,56 @@ defmodule Snakepit.Pool do
     end
   end
 
+  # Upstream's callers (its tests among them) call the pool's process directly. The request runs
+  # in a process of its own, as `Snakepit.execute/3` would in the caller's: this process never
+  # waits for a worker.
+  def handle_call({:execute, command, args, opts}, from, state) when is_list(opts) do
+    name = state.name
+    reply_later(from, fn -> Call.run(name, command, args, opts) end)
+    {:noreply, state}
+  end
+
+  # v0.13's form, naming one of the pools its pool process manages.
+  def handle_call({:execute, pool, command, args, opts}, from, state)
+      when is_atom(pool) and is_list(opts) do
+    if pool == state.name,
+      do: reply_later(from, fn -> Call.run(pool, command, args, opts) end),
+      else: reply_later(from, fn -> Call.execute(command, args, [{:pool, pool} | opts]) end)
+
+    {:noreply, state}
+  end
+
+  # v0.4.3's tests give the call's timeout last.
+  def handle_call({:execute, command, args, opts, timeout}, from, state)
+      when is_binary(command) and is_list(opts) do
+    name = state.name
+    opts = Keyword.put_new(opts, :timeout, timeout)
+    reply_later(from, fn -> Call.run(name, command, args, opts) end)
+    {:noreply, state}
+  end
+
+  def handle_call(:get_stats, _from, state),
+    do: {:reply, Native.pool_stats(state.native), state}
+
+  def handle_call(:list_workers, _from, state),
+    do: {:reply, Native.pool_workers(state.native), state}
+
+  def handle_call(request, {caller, _}, state) do
+    Logger.warning(
+      "pool #{inspect(state.name)} got an unexpected call from #{inspect(caller)}: " <>
+        inspect(request)
+    )
+
+    message = "pool #{inspect(state.name)} does not answer #{inspect(request)}"
+    {:reply, {:error, Error.new(:unsupported_call, message, %{request: request})}, state}
+  end
+
+  @impl true
+  def handle_cast(request, state) do
+    Logger.warning("pool #{inspect(state.name)} ignored an unexpected cast: #{inspect(request)}")
+    {:noreply, state}
+  end
+
   @impl true
   def handle_info({:snakepit_event, event}, state) do
     state = handle_event(event, state)
@@ -177,6 +242,14 @@ defmodule Snakepit.Pool do
     {:noreply, %{state | beam_workers: beam_workers}}
   end
 
+  def handle_info(message, state) do
+    Logger.warning(
+      "pool #{inspect(state.name)} ignored an unexpected message: #{inspect(message)}"
+    )
+
+    {:noreply, state}
+  end
+
   @impl true
   def terminate(_reason, state) do
     Registry.unregister(state.name)
@@ -184,6 +257,9 @@ defmodule Snakepit.Pool do
     Native.pool_stop(state.native)
     BeamWorkers.stop(state.beam_workers)
   end
+
+  # Answers a `GenServer.call/3` caller from another process, with what `fun` returns.
+  defp reply_later(from, fun), do: spawn(fn -> GenServer.reply(from, fun.()) end)
 
   ## Events
 

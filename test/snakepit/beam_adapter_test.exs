@@ -127,9 +127,9 @@ defmodule Snakepit.BeamAdapterTest do
     assert {:error, %Error{reason: :worker_error, details: details}} =
              Snakepit.execute("raise", %{}, pool: pool)
 
-    assert details["type"] == "ArgumentError"
-    assert details["message"] == "bad input"
-    assert details["traceback"] =~ "ScriptedAdapter.execute/3"
+    assert details.type == "ArgumentError"
+    assert details.message == "bad input"
+    assert details.traceback =~ "ScriptedAdapter.execute/3"
     assert {:ok, %{pid: ^pid}} = Snakepit.execute("echo", %{}, pool: pool)
   end
 

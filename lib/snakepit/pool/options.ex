@@ -21,6 +21,7 @@ defmodule Snakepit.Pool.Options do
           | :env
           | :adapter
           | :pid
+          | :pool
           | :session_id
           | {:or_nil, type()}
 
@@ -124,7 +125,7 @@ defmodule Snakepit.Pool.Options do
   ]
 
   @call_schema [
-    pool: [type: :atom, default: Snakepit.Pool, doc: "the pool's name"],
+    pool: [type: :pool, default: Snakepit.Pool, doc: "the pool's name or process"],
     timeout: [
       type: :timeout,
       default: nil,
@@ -230,6 +231,7 @@ defmodule Snakepit.Pool.Options do
   def describe(:env), do: "a map or list of {name, value} strings"
   def describe(:adapter), do: "a module implementing Snakepit.Adapter, in any of its styles"
   def describe(:pid), do: "a pid"
+  def describe(:pool), do: "a pool's name (an atom) or a pid"
   def describe(:session_id), do: "a non-empty UTF-8 string"
   def describe({:or_nil, type}), do: "nil or #{describe(type)}"
 
@@ -240,6 +242,7 @@ defmodule Snakepit.Pool.Options do
   defp valid?(:string, value), do: is_binary(value)
   defp valid?(:strings, value), do: list_of?(value, &is_binary/1)
   defp valid?(:pid, value), do: is_pid(value)
+  defp valid?(:pool, value), do: is_pid(value) or (is_atom(value) and value != nil)
   defp valid?(:session_id, value), do: is_binary(value) and value != "" and String.valid?(value)
   defp valid?({:or_nil, type}, value), do: is_nil(value) or valid?(type, value)
 

@@ -58,4 +58,24 @@ rustler::atoms! {
     busy,
     starting,
     draining,
+
+    // structs in args (`codec::calendar`): the key that marks one, the calendar modules and
+    // their fields
+    struct_ = "__struct__",
+    date_module = "Elixir.Date",
+    time_module = "Elixir.Time",
+    naive_date_time_module = "Elixir.NaiveDateTime",
+    date_time_module = "Elixir.DateTime",
+    calendar_iso = "Elixir.Calendar.ISO",
+    calendar,
+    year,
+    month,
+    day,
+    hour,
+    minute,
+    second,
+    microsecond,
+    utc_offset,
+    std_offset,
+    time_zone,
 }
