@@ -54,6 +54,43 @@ defmodule Mix.Tasks.Compile.SnakepitRsCargo do
   end
 end
 
+defmodule Mix.Tasks.Compile.SnakepitApp do
+  @moduledoc false
+  # Writes `snakepit.app` next to `snakepit_rs.app`, so that upstream Snakepit's application name
+  # exists: `Application.ensure_all_started(:snakepit)`, `Application.stop(:snakepit)` and
+  # `config :snakepit, ...` work unchanged. See `SnakepitRs.MixProject.application/0` for how the
+  # two applications relate.
+  use Mix.Task.Compiler
+
+  @impl true
+  def run(_args) do
+    config = Mix.Project.config()
+    target = Path.join(Mix.Project.compile_path(config), "snakepit.app")
+
+    spec =
+      {:application, :snakepit,
+       [
+         description: ~c"Snakepit's application, provided by snakepit_rs",
+         vsn: String.to_charlist(config[:version]),
+         # The modules belong to :snakepit_rs; listing them twice would clash in a release.
+         modules: [],
+         registered: [],
+         applications: [:kernel, :stdlib, :elixir, :logger],
+         mod: {Snakepit.Application, []}
+       ]}
+
+    content = :io_lib.format(~c"~p.~n", [spec]) |> IO.iodata_to_binary()
+
+    if File.read(target) == {:ok, content} do
+      {:noop, []}
+    else
+      File.mkdir_p!(Path.dirname(target))
+      File.write!(target, content)
+      {:ok, []}
+    end
+  end
+end
+
 defmodule SnakepitRs.MixProject do
   use Mix.Project
 
@@ -65,7 +102,7 @@ defmodule SnakepitRs.MixProject do
       version: @version,
       elixir: "~> 1.14",
       start_permanent: Mix.env() == :prod,
-      compilers: [:snakepit_rs_cargo] ++ Mix.compilers(),
+      compilers: [:snakepit_rs_cargo] ++ Mix.compilers() ++ [:snakepit_app],
       elixirc_paths: elixirc_paths(Mix.env()),
       deps: [],
       description:
@@ -74,11 +111,35 @@ defmodule SnakepitRs.MixProject do
     ]
   end
 
+  # Two OTP applications come from this package, both in its ebin:
+  #
+  #   * `:snakepit` (upstream's name, `snakepit.app`, written by `Compile.SnakepitApp` above) runs
+  #     everything: `Snakepit.Supervisor`, the pools of `config :snakepit`. Upstream code starts
+  #     and stops it by that name, and upstream's tests expect `Application.stop(:snakepit)` to
+  #     take `Snakepit.Supervisor` down.
+  #   * `:snakepit_rs` (the package's name, what a user's mix.exs depends on) lists `:snakepit`
+  #     as an optional application, so OTP starts `:snakepit` first, and Mix, which loads the
+  #     applications its deps list, loads `snakepit.app`: without that, Mix warns that `:snakepit`
+  #     is configured but not available. Its own callback only makes sure `:snakepit` runs.
+  #
+  # Optional, not required: `mix release` looks applications up by directory name
+  # (`:code.lib_dir/1`), and no `snakepit` directory exists, so it would refuse a required one.
+  # It leaves an optional one out; `snakepit.app` is still copied with the ebin, and
+  # `:snakepit_rs`'s callback starts `:snakepit` from it at boot.
+  #
+  # The other way round (`:snakepit` depending on the real `:snakepit_rs`) was rejected:
+  # `Application.stop(:snakepit)` would then stop nothing, and `:snakepit_rs` could not list
+  # `:snakepit`, so Mix would not load it and would warn about `config :snakepit`.
   def application do
-    [
-      extra_applications: [:logger],
-      mod: {Snakepit.Application, []}
-    ]
+    [mod: {Snakepit.Application, :package}] ++ snakepit_dependency()
+  end
+
+  # Elixir 1.15+ writes `optional_applications` from `{app, :optional}` in `extra_applications`;
+  # 1.14 drops such entries, so the key is written directly there.
+  defp snakepit_dependency do
+    if Version.match?(System.version(), ">= 1.15.0"),
+      do: [extra_applications: [:logger, snakepit: :optional]],
+      else: [extra_applications: [:logger, :snakepit], optional_applications: [:snakepit]]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

@@ -23,7 +23,7 @@ defmodule Snakepit.Call do
   def execute(command, args, opts) do
     with :ok <- Options.validate_call(opts),
          {:ok, pending} <-
-           submit_checked(Keyword.get(opts, :pool, Snakepit.Pool), command, args, opts),
+           submit_checked(Options.call_pool(opts), command, args, opts),
          do: await(pending)
   end
 
