@@ -6,15 +6,14 @@ defmodule Snakepit.Application do
   #     with `config :snakepit, pooling_enabled: true`, the pools configured there
   #     (`Snakepit.Config`: the default pool `Snakepit.Pool`, and one more per extra entry of
   #     `pools:`).
-  #   * `:snakepit_rs` (start args `:package`) only makes sure `:snakepit` runs: OTP starts
-  #     `:snakepit` first when it can find it, but a release leaves it out (it is optional).
+  #   * `:snakepit_rs` (start args `:package`) only starts `:snakepit`.
 
   use Application
   require Logger
 
   @impl true
   def start(_type, :package) do
-    with {:ok, _} <- Application.ensure_all_started(:snakepit),
+    with {:ok, _} <- Application.ensure_all_started(:snakepit, restart_type(:snakepit_rs)),
          {:ok, pid} <- Supervisor.start_link([], strategy: :one_for_one),
          do: {:ok, pid, :package}
   end
@@ -56,6 +55,13 @@ defmodule Snakepit.Application do
     # `log_level` sets our modules' Logger level for this run only.
     if state[:log_level], do: Logger.delete_application_level(:snakepit_rs)
     Snakepit.ProcessRegistry.forget_run()
+  end
+
+  # The restart type `app` is being started with (`:permanent` in a release), for `:snakepit`
+  # to have the same; the application controller's `info/0` lists the applications starting.
+  defp restart_type(app) do
+    starting = Keyword.get(:application.info(), :starting, [])
+    Enum.find_value(starting, :temporary, &(match?({^app, _, _, _}, &1) && elem(&1, 1)))
   end
 
   @doc """

@@ -36,8 +36,8 @@ defmodule Snakepit.Config do
 
   The default pool — the only one without `pools:`, else the first entry — is registered as
   `Snakepit.Pool`, so `Snakepit.execute/3`, `get_stats/0` and `Snakepit.Pool.await_ready/0`
-  reach it without naming it. Its upstream name (`:default` without `pools:`, else the first
-  entry's `name`) selects it too. Every other entry is registered under its `name`. A call
+  reach it without naming it. Its upstream name (without `pools:`, `pool_config.name` or
+  `:default`; else the first entry's `name`) selects it too. Every other entry is registered under its `name`. A call
   chooses with `pool_name:` (upstream's option) or `pool:`; `pool/1` resolves a name.
 
   ## Where each setting comes from
@@ -242,7 +242,14 @@ defmodule Snakepit.Config do
   end
 
   defp entry_value(entry, key) when is_map(entry), do: Map.get(entry, key)
-  defp entry_value(entry, key) when is_list(entry), do: Keyword.get(entry, key)
+
+  defp entry_value(entry, key) when is_list(entry) do
+    case List.keyfind(entry, key, 0) do
+      {^key, value} -> value
+      nil -> nil
+    end
+  end
+
   defp entry_value(_entry, _key), do: nil
 
   ## Warnings
@@ -254,41 +261,43 @@ defmodule Snakepit.Config do
   @spec ignored(keyword()) :: [String.t()]
   def ignored(env \\ Application.get_all_env(:snakepit)) do
     pools_mode? = is_list(Keyword.get(env, :pools))
+    pool_config = Keyword.get(env, :pool_config)
 
-    top =
-      for {key, value} <- env,
-          {:ignored, why} <- [global_key(key, value)],
-          do: {key, key_name(key), why}
+    entries =
+      if pools_mode?,
+        do:
+          for(entry <- env[:pools], do: {"pools[#{inspect(entry_value(entry, :name))}]", entry}),
+        else: []
 
-    pool_config =
-      for {key, value} <- entries(Keyword.get(env, :pool_config)),
-          {:ignored, why} <- [pool_config_key(key, value, pools_mode?)],
-          do: {key, "pool_config.#{key_name(key)}", why}
-
-    pools =
-      for entry <- List.wrap(if(pools_mode?, do: env[:pools], else: [])),
-          where = "pools[#{inspect(entry_value(entry, :name))}]",
-          {key, value} <- entries(entry),
-          {:ignored, why} <- [pool_key(key, value)],
-          do: {key, "#{where}.#{key_name(key)}", why}
-
-    heartbeats =
+    # {kind, where, source, classifier}: where each group of keys is, and what its keys are.
+    sections =
       [
-        {"heartbeat", Keyword.get(env, :heartbeat)},
-        {"pool_config.heartbeat", pool_config_heartbeat(env, pools_mode?)}
+        {:key, "", env, &global_key/2},
+        {:key, "pool_config.", pool_config, &pool_config_key(&1, &2, pools_mode?)},
+        {:heartbeat, "heartbeat.", Keyword.get(env, :heartbeat), &heartbeat_key/2}
       ] ++
-        for entry <- List.wrap(if(pools_mode?, do: env[:pools], else: [])),
-            do:
-              {"pools[#{inspect(entry_value(entry, :name))}].heartbeat",
-               entry_value(entry, :heartbeat)}
+        if(pools_mode?,
+          do: [],
+          else: [
+            {:heartbeat, "pool_config.heartbeat.", entry_value(pool_config, :heartbeat),
+             &heartbeat_key/2}
+          ]
+        ) ++
+        Enum.flat_map(entries, fn {where, entry} ->
+          [
+            {:key, "#{where}.", entry, &pool_key/2},
+            {:heartbeat, "#{where}.heartbeat.", entry_value(entry, :heartbeat), &heartbeat_key/2}
+          ]
+        end)
 
-    heartbeat_keys =
-      for {where, heartbeat} <- heartbeats,
-          {key, value} <- entries(heartbeat),
-          {:ignored, why} <- [heartbeat_key(key, value)],
-          do: {{:heartbeat, key}, "#{where}.#{key_name(key)}", why}
+    found =
+      for {kind, prefix, source, classify} <- sections,
+          {key, value} <- entries(source),
+          {:ignored, why} <- [classify.(key, value)],
+          do: {{kind, key}, prefix <> key_name(key), why}
 
-    (top ++ pool_config ++ pools ++ heartbeat_keys)
+    # One message per key, naming every place it is set.
+    found
     |> Enum.group_by(&elem(&1, 0))
     |> Enum.sort_by(fn {_key, [{_, where, _} | _]} -> where end)
     |> Enum.map(fn {_key, [{_, _, why} | _] = places} ->
@@ -296,9 +305,6 @@ defmodule Snakepit.Config do
       "config :snakepit: #{wheres} ignored: #{why}"
     end)
   end
-
-  defp pool_config_heartbeat(env, pools_mode?),
-    do: if(pools_mode?, do: nil, else: entry_value(Keyword.get(env, :pool_config), :heartbeat))
 
   ## Classification: what each key is to snakepit_rs
 
@@ -311,6 +317,15 @@ defmodule Snakepit.Config do
   defp global_key(key, _value) when key in @global_read, do: :read
   defp global_key(:capacity_strategy, :pool), do: :accepted
   defp global_key(:default_worker_profile, :process), do: :accepted
+  defp global_key(:cleanup_on_stop, true), do: :accepted
+  defp global_key(:cleanup_on_stop, false), do: {:ignored, "workers always stop with their pool"}
+  defp global_key(:process_group_kill, true), do: :accepted
+
+  defp global_key(:process_group_kill, false),
+    do: {:ignored, "a stopped worker's process group is always killed"}
+
+  defp global_key(:log_python_output, true), do: :accepted
+  defp global_key(:log_python_output, false), do: {:ignored, "workers' output is always logged"}
 
   defp global_key(key, _value) do
     cond do
