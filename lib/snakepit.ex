@@ -107,7 +107,7 @@ defmodule Snakepit do
   @spec run_as_script((() -> result), keyword()) :: result | {:error, Error.t()}
         when result: term()
   def run_as_script(fun, opts \\ []) when is_function(fun, 0) do
-    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+    {:ok, _} = Application.ensure_all_started(:snakepit)
 
     try do
       with :ok <- ensure_default_pool(opts),
@@ -115,7 +115,7 @@ defmodule Snakepit do
         fun.()
       end
     after
-      Application.stop(:snakepit_rs)
+      Application.stop(:snakepit)
     end
   end
 

@@ -36,7 +36,7 @@ defmodule Snakepit.Call do
   """
   @spec execute(String.t(), args(), keyword()) :: result()
   def execute(command, args, opts) do
-    pool = if is_list(opts), do: Keyword.get(opts, :pool, Snakepit.Pool), else: Snakepit.Pool
+    pool = if is_list(opts), do: Options.call_pool(opts), else: Snakepit.Pool
 
     result =
       with :ok <- Options.validate_call(opts) do
