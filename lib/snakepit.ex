@@ -14,16 +14,40 @@ defmodule Snakepit do
   alias Snakepit.Pool.Registry
 
   @doc """
-  Runs `command` with `args` (a map) on a free worker and returns its result.
+  Runs `command` with `args` on a free worker and returns its result.
+
+  `args` is a map; a keyword list (or a list of `{key, value}` pairs with atom or string keys,
+  no key twice) is taken as the map of its pairs, and `nil` as `%{}`, as upstream Snakepit
+  accepts them. The worker receives them as JSON: atom keys and values as strings, tuples as
+  arrays, integers of any size exactly. Structs follow Jason's rules as far as JSON can: a
+  `DateTime`, `NaiveDateTime`, `Date` or `Time` (of `Calendar.ISO`) is sent as the ISO 8601
+  string its `to_iso8601/1` returns (`"2024-01-02T03:04:05.123456Z"`, `"2024-01-02"`), as Jason
+  encodes it; any other struct is refused with `:invalid_args` naming it and where it was (e.g.
+  `"a MyApp.User struct cannot be sent to a worker ... at args.user"`), as Jason refuses a
+  struct that does not implement its encoder: JSON would lose what it is, and a struct's
+  encoder may select or transform fields that snakepit_rs cannot see. Convert it first (e.g.
+  `Map.from_struct/1`). Anything else JSON cannot carry (a pid, a function, a binary that is
+  not UTF-8, ...) is refused the same way, and nothing is sent.
 
   Options:
 
   #{Snakepit.Pool.Options.docs(:call)}
 
+  `:pool` may be a pool's name or its pid. A pid that is not a running snakepit_rs pool (a
+  stub pool in a test, say) is called as upstream calls its pool,
+  `GenServer.call(pool, {:execute, command, args, opts}, timeout)` (`timeout` is `:timeout`,
+  else 300_000 ms), and its answer is returned, a bare `{:error, reason}` converted as upstream
+  converts it (`Snakepit.Error.normalize_public_result/2`). A pool's own process answers that
+  call too, like this function.
+
   An unknown or invalid option is `{:error, %Snakepit.Error{reason: :invalid_option}}`, naming
-  it; nothing is sent.
+  it; nothing is sent. Every error is a `%Snakepit.Error{}` (see its docs for every reason and
+  its category), whose `details` hold `reason`, `command` and `pool` (and `pool_name` when the
+  pool has one); an exception raised by the worker's code is a `:worker_error` of category
+  `:python_error` with upstream's exception struct in `details.reason`, e.g.
+  `%Snakepit.Error.ValueError{}`, and its traceback in `python_traceback`.
   """
-  @spec execute(String.t(), map(), keyword()) :: {:ok, term()} | {:error, Error.t()}
+  @spec execute(String.t(), Call.args(), keyword()) :: {:ok, term()} | {:error, Error.t()}
   def execute(command, args, opts \\ []), do: Call.execute(command, args, opts)
 
   @doc """
@@ -44,10 +68,12 @@ defmodule Snakepit do
     * `queued` - waiting for a free worker now
     * `pool_saturated`, `circuit_rejections` - calls refused at once (`:pool_saturated`,
       `:circuit_open`); not requests
-    * `worker_starts`, `worker_start_failures`, `worker_crashes`, `workers_killed` (after a
-      timeout and `:cancel_grace`, or a failed health check), `worker_recycles`,
+    * `worker_starts`, `worker_start_failures`, `worker_crashes` (a worker that died or broke
+      the protocol, a failed health check among them), `workers_killed` (silent past a
+      timeout and `:cancel_grace`, or a health check that got no answer), `worker_recycles`,
       `health_checks` - what happened to workers
-    * `avg_response_time_ms` - submit to reply, over completed requests
+    * `avg_response_time_ms` - submit to answer, over requests a worker answered (`completed`
+      and `worker_errors`)
     * `circuit_open` - whether `:max_start_failures` starts in a row failed and none since
       succeeded
 
@@ -61,7 +87,10 @@ defmodule Snakepit do
   @spec get_stats(Pool.pool()) :: map()
   def get_stats(pool \\ Pool), do: Native.pool_stats(Registry.native!(pool))
 
-  @doc "One map per worker: `id`, `os_pid`, `status` (`:available`, `:busy`, `:starting`), `requests`."
+  @doc """
+  One map per worker: `id`, `os_pid`, `status` (`:available`, `:busy`, `:starting`, or
+  `:draining` — recycled, finishing its request before it exits), `requests`.
+  """
   @spec list_workers(Pool.pool()) :: [map()]
   def list_workers(pool \\ Pool), do: Native.pool_workers(Registry.native!(pool))
 

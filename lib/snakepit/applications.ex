@@ -1,9 +1,10 @@
 defmodule Snakepit.Applications do
   @moduledoc """
-  Snakepit's OTP application under both of its names: `:snakepit_rs` (this package's) and
-  upstream's `:snakepit`, when an application of that name exists (it starts `:snakepit_rs`).
-  Code that starts or stops Snakepit goes through here, so it works whichever name a project
-  starts and whichever of the two carries the supervision tree.
+  Snakepit's OTP applications under both names: upstream's `:snakepit`, which runs the
+  supervision tree (`Snakepit.Supervisor` and the pools), and the package's `:snakepit_rs`, which
+  starts `:snakepit` (see `application/0` in mix.exs). Code that starts or stops Snakepit goes
+  through here, so it does not depend on which name carries the tree, and still works where
+  only `:snakepit_rs` exists.
   """
 
   @names [:snakepit, :snakepit_rs]

@@ -10,30 +10,63 @@ defmodule Snakepit.Call do
   """
 
   alias Snakepit.{Error, Native}
+  alias Snakepit.Adapter.Hooks
   alias Snakepit.Native.Gate
   alias Snakepit.Pool.{Options, Registry}
 
   @typedoc "A request accepted by `submit/4`, to be awaited by the process that submitted it."
-  @opaque pending :: {reference(), reference(), non_neg_integer(), timeout()}
+  @opaque pending :: {reference(), reference(), non_neg_integer(), timeout(), Hooks.finish()}
 
   @type result :: {:ok, term()} | {:error, Error.t()}
 
-  @doc "Runs `command` on the pool named by `opts[:pool]`; see `Snakepit.execute/3`."
-  @spec execute(String.t(), map(), keyword()) :: result()
+  @typedoc "Args as a call may give them: a map, a keyword list (or list of pairs) or `nil`."
+  @type args :: map() | [{atom() | String.t(), term()}] | nil
+
+  @typedoc "A pool: the name of a running pool, its process, or another process (see `execute/3`)."
+  @type pool :: atom() | pid()
+
+  @doc """
+  Runs `command` on the pool `opts[:pool]` names; see `Snakepit.execute/3`.
+
+  A pid that is not a pool running here is called as upstream Snakepit calls its pool:
+  `GenServer.call(pool, {:execute, command, args, opts}, timeout)` (`timeout` is
+  `opts[:timeout]`, else 300_000 ms, upstream's default), and its answer is normalized
+  (`Snakepit.Error.normalize_public_result/2`). A pool's own process answers that call like
+  this function does; a stub in a test may answer anything.
+  """
+  @spec execute(String.t(), args(), keyword()) :: result()
   def execute(command, args, opts) do
-    with :ok <- Options.validate_call(opts),
-         {:ok, pending} <-
-           submit_checked(Keyword.get(opts, :pool, Snakepit.Pool), command, args, opts),
-         do: await(pending)
+    pool = if is_list(opts), do: Options.call_pool(opts), else: Snakepit.Pool
+
+    result =
+      with :ok <- Options.validate_call(opts) do
+        case Registry.lookup(pool) do
+          {:ok, entry} ->
+            with {:ok, pending} <- submit_entry(entry, command, args, opts), do: await(pending)
+
+          {:error, _} = not_running ->
+            if process = process_of(pool),
+              do: call_process(process, command, args, opts),
+              else: not_running
+        end
+      end
+
+    with_call_details(result, command, pool, opts)
   end
 
   @doc """
   Runs `command` with `args` on a worker of `pool` and returns its result. `opts` are the call
   options of `Snakepit.execute/3` (`pool` names the pool; a `:pool` option is ignored).
   """
-  @spec run(atom(), String.t(), map(), keyword()) :: result()
+  @spec run(pool(), String.t(), args(), keyword()) :: result()
   def run(pool, command, args, opts \\ []) do
-    with {:ok, pending} <- submit(pool, command, args, opts), do: await(pending)
+    pool
+    |> submit(command, args, opts)
+    |> case do
+      {:ok, pending} -> await(pending)
+      error -> error
+    end
+    |> with_call_details(command, pool, opts)
   end
 
   @doc """
@@ -41,28 +74,37 @@ defmodule Snakepit.Call do
   in the queue) or refused it. `await/1`, in the same process, gets its result. Useful where
   the caller must know that its request is in the pool before doing something else.
   """
-  @spec submit(atom(), String.t(), map(), keyword()) :: {:ok, pending()} | {:error, Error.t()}
+  @spec submit(pool(), String.t(), args(), keyword()) :: {:ok, pending()} | {:error, Error.t()}
   def submit(pool, command, args, opts \\ []) do
-    with :ok <- Options.validate_call(opts), do: submit_checked(pool, command, args, opts)
+    with :ok <- Options.validate_call(opts),
+         {:ok, entry} <- Registry.lookup(pool),
+         do: submit_entry(entry, command, args, opts)
   end
 
-  defp submit_checked(pool, command, args, opts) do
-    with {:ok, {native, queue_timeout, default_timeout}} <- Registry.lookup(pool),
-         :ok <- validate_request(command, args) do
-      timeout = Keyword.get(opts, :timeout, default_timeout)
+  defp submit_entry({native, queue_timeout, default_timeout}, command, args, opts) do
+    with {:ok, args} <- check_request(command, args),
+         # The adapter's request-path callbacks, if it has any (one lookup otherwise).
+         {:ok, args, timeout, finish} <-
+           Hooks.prepare(Hooks.lookup(native), command, args, opts[:timeout], default_timeout) do
       session_id = Keyword.get(opts, :session_id)
       tag = make_ref()
 
       case submit_native(native, tag, command, args, session_id, timeout_ms(timeout)) do
-        {:ok, request_id} -> {:ok, {native, tag, request_id, min(queue_timeout, timeout)}}
-        {:error, error} -> {:error, Gate.error(error)}
+        {:ok, request_id} ->
+          {:ok, {native, tag, request_id, first_wait(queue_timeout, timeout), finish}}
+
+        {:error, error} ->
+          {:error, Gate.error(error)}
       end
     end
   end
 
   @doc "Waits for the result of a request this process submitted with `submit/4`."
   @spec await(pending()) :: result()
-  def await({native, tag, request_id, wait}), do: await_reply(native, tag, request_id, wait)
+  def await({native, tag, request_id, wait, nil}), do: await_reply(native, tag, request_id, wait)
+
+  def await({native, tag, request_id, wait, finish}),
+    do: Hooks.finish(finish, await_reply(native, tag, request_id, wait))
 
   # Encoding args happens in the submit NIF; beyond this size (bytes in external term format, a
   # fast proxy for the JSON's) it could outlast a scheduler slice, so a dirty scheduler takes it.
@@ -109,24 +151,113 @@ defmodule Snakepit.Call do
   defp decode_reply({:ok, _} = ok), do: ok
   defp decode_reply({:error, error}), do: {:error, Gate.error(error)}
 
-  defp validate_request(command, args) do
-    cond do
-      not is_binary(command) ->
-        {:error,
-         Error.new(:invalid_command, "command must be a string, got: #{inspect(command)}")}
+  # The common case, a map, costs one match; a keyword list (or list of pairs) becomes a map and
+  # `nil` an empty one, as upstream accepts them.
+  defp check_request(command, args) when is_binary(command) and is_map(args) do
+    if String.valid?(command), do: {:ok, args}, else: {:error, invalid_utf8(command)}
+  end
 
-      not String.valid?(command) ->
-        {:error, Error.new(:invalid_command, "command is not valid UTF-8: #{inspect(command)}")}
+  defp check_request(command, _args) when not is_binary(command),
+    do:
+      {:error, Error.new(:invalid_command, "command must be a string, got: #{inspect(command)}")}
 
-      not is_map(args) ->
-        {:error, Error.new(:invalid_args, "args must be a map, got: #{inspect(args)}")}
+  defp check_request(command, nil), do: check_request(command, %{})
 
-      true ->
-        :ok
+  defp check_request(command, args) do
+    with {:ok, map} <- args_map(args), do: check_request(command, map)
+  end
+
+  defp invalid_utf8(command),
+    do: Error.new(:invalid_command, "command is not valid UTF-8: #{inspect(command)}")
+
+  defp args_map(args) when is_list(args) do
+    if pairs?(args) do
+      map = Map.new(args)
+
+      if map_size(map) == length(args),
+        do: {:ok, map},
+        else: {:error, invalid_args("args repeat a key: #{inspect(duplicate_key(args))}")}
+    else
+      {:error, not_args(args)}
     end
   end
 
+  defp args_map(args), do: {:error, not_args(args)}
+
+  # A proper list of `{key, value}` with atom or string keys.
+  defp pairs?([]), do: true
+  defp pairs?([{key, _} | rest]) when is_atom(key) or is_binary(key), do: pairs?(rest)
+  defp pairs?(_), do: false
+
+  defp duplicate_key(pairs) do
+    Enum.reduce_while(pairs, MapSet.new(), fn {key, _}, seen ->
+      if MapSet.member?(seen, key), do: {:halt, key}, else: {:cont, MapSet.put(seen, key)}
+    end)
+  end
+
+  defp not_args(args) do
+    invalid_args(
+      "args must be a map, a keyword list (or a list of {key, value} pairs with atom or " <>
+        "string keys) or nil, got: #{inspect(args)}"
+    )
+  end
+
+  defp invalid_args(message), do: Error.new(:invalid_args, message)
+
+  ## Errors' details
+
+  # Every error of a call says which command and pool it was about (as upstream's do); the
+  # success path pays one match.
+  defp with_call_details({:error, %Error{details: details} = error}, command, pool, opts) do
+    pool_name = if is_list(opts), do: Keyword.get(opts, :pool_name, pool), else: pool
+    call = %{command: command, pool: pool}
+    call = if is_atom(pool_name), do: Map.put(call, :pool_name, pool_name), else: call
+    {:error, %{error | details: Map.merge(call, details)}}
+  end
+
+  defp with_call_details(result, _command, _pool, _opts), do: result
+
+  ## A pool that is another process
+
+  # The process to call for a pool not running here: a pid (alive or not: a dead one answers
+  # `:noproc`). Not a registered name: a name that is not a pool of ours is a mistake more often
+  # than a stub, and the call could crash the process that holds it (a supervisor, say).
+  defp process_of(pool) when is_pid(pool), do: pool
+  defp process_of(_pool), do: nil
+
+  # Upstream's default request timeout, for a process that is not a pool of ours.
+  @process_timeout 300_000
+
+  defp call_process(process, command, args, opts) do
+    timeout = Keyword.get(opts, :timeout) || @process_timeout
+
+    try do
+      case GenServer.call(process, {:execute, command, args, opts}, timeout) do
+        {:ok, _} = ok -> ok
+        {:error, _} = error -> Error.normalize_public_result(error, %{})
+        other -> {:error, Error.new(:request_failed, "pool answered #{inspect(other)}")}
+      end
+    catch
+      :exit, {:timeout, _} ->
+        message = "pool #{inspect(process)} did not answer within #{timeout} ms"
+        {:error, Error.new(:timeout, message, %{timeout_ms: timeout})}
+
+      :exit, {:noproc, _} ->
+        {:error, Error.new(:pool_not_initialized, "pool #{inspect(process)} is not running")}
+
+      :exit, {reason, _} ->
+        message = "pool #{inspect(process)} exited before answering: #{inspect(reason)}"
+        {:error, Error.new(:pool_shutdown, message, %{exit_reason: reason})}
+    end
+  end
+
+  # The first wait ends at the queue deadline or the execution timeout, whichever comes first;
+  # `receive ... after` takes at most 2^32 - 1 ms.
+  defp first_wait(queue_timeout, timeout), do: queue_timeout |> min(timeout) |> min(0xFFFF_FFFF)
+
+  # `:infinity` (and anything longer) runs for ~8900 years: the native side takes u64 ms, and
+  # waits in `receive ... after` are capped by `pool_check_deadline` (at most 2^32 - 1 ms each).
   @max_timeout_ms 0xFFFF_FFFF_FFFF
   defp timeout_ms(:infinity), do: @max_timeout_ms
-  defp timeout_ms(ms), do: ms
+  defp timeout_ms(ms), do: min(ms, @max_timeout_ms)
 end

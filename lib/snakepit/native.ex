@@ -29,6 +29,11 @@ defmodule Snakepit.Native do
   def pool_workers(_pool), do: :erlang.nif_error(:nif_not_loaded)
   def pool_os_pids(_pool), do: :erlang.nif_error(:nif_not_loaded)
 
+  # src/nif/beam.rs — beam_worker_*: BEAM workers (Snakepit.BeamWorker, Snakepit.BeamWorkers)
+  def beam_worker_ready(_pool, _uid), do: :erlang.nif_error(:nif_not_loaded)
+  def beam_worker_reply(_pool, _slot, _uid, _id, _answer), do: :erlang.nif_error(:nif_not_loaded)
+  def beam_worker_exit(_pool, _uid, _exit), do: :erlang.nif_error(:nif_not_loaded)
+
   # src/nif/codec.rs — json_* / codec_*: results are decoded in the caller; codec_to_json shows what a
   # worker receives
   def json_decode(_json), do: :erlang.nif_error(:nif_not_loaded)

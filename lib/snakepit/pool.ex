@@ -9,6 +9,20 @@ defmodule Snakepit.Pool do
   Requests never pass through it: `Snakepit.execute/3` (`Snakepit.Call`) hands them to the
   native pool in the caller's process.
 
+  ## Calls to its process
+
+  Upstream Snakepit's code (its tests among it) calls the pool's process directly; these calls
+  are answered, each request run in a process of its own so that this one never waits:
+
+    * `{:execute, command, args, opts}` - as `Snakepit.execute/3` with `opts`
+    * `{:execute, pool, command, args, opts}` - the same on the pool named `pool` (v0.13)
+    * `{:execute, command, args, opts, timeout}` - with `timeout` as the `:timeout` (v0.4.3)
+    * `:get_stats`, `:list_workers`, `:await_ready` - as `Snakepit.get_stats/1`,
+      `Snakepit.list_workers/1` and `await_ready/2`
+
+  Any other call is answered `{:error, %Snakepit.Error{reason: :unsupported_call}}`; any other
+  cast or message is logged (a warning) and ignored: nothing a caller sends crashes the pool.
+
   ## Options
 
   #{Snakepit.Pool.Options.docs(:pool)}
@@ -44,16 +58,20 @@ defmodule Snakepit.Pool do
     * `{:circuit_open, failures}` - `failures` starts failed in a row
     * `:circuit_closed` - a worker started again after the circuit opened
     * `{:caller_gone, request_id}` - a caller died while its request waited; it was dropped
+
+  A worker of an `execute/3` adapter is a BEAM process (`Snakepit.BeamWorker`, linked to this
+  process), not an OS process: its events carry `nil` as `os_pid`.
   """
 
   use GenServer
   require Logger
 
-  alias Snakepit.{Error, Native}
+  alias Snakepit.{BeamWorkers, Call, Error, Native}
+  alias Snakepit.Adapter.Hooks
   alias Snakepit.Pool.{Options, Registry}
 
-  @typedoc "A pool's registered name."
-  @type pool :: atom()
+  @typedoc "A pool: its registered name or its process."
+  @type pool :: atom() | pid()
 
   ## Public API
 
@@ -102,8 +120,9 @@ defmodule Snakepit.Pool do
   end
 
   @doc "Same as `Snakepit.execute/3`."
-  @spec execute(String.t(), map(), keyword()) :: {:ok, term()} | {:error, Error.t()}
-  def execute(command, args, opts \\ []), do: Snakepit.Call.execute(command, args, opts)
+  @spec execute(String.t(), Call.args(), keyword()) ::
+          {:ok, term()} | {:error, Error.t()}
+  def execute(command, args, opts \\ []), do: Call.execute(command, args, opts)
 
   @doc "Same as `Snakepit.get_stats/1`."
   @spec get_stats(pool()) :: map()
@@ -125,7 +144,7 @@ defmodule Snakepit.Pool do
     Process.flag(:trap_exit, true)
 
     with {:ok, config} <- native_config(opts[:adapter_module], opts),
-         {:ok, native} <- start_native(config) do
+         {:ok, native} <- start_native(config, opts) do
       Registry.register(opts[:name], native, opts)
 
       {:ok,
@@ -134,7 +153,8 @@ defmodule Snakepit.Pool do
          native: native,
          listener: opts[:event_listener],
          status: :starting,
-         waiters: []
+         waiters: [],
+         beam_workers: BeamWorkers.new(opts)
        }}
     else
       {:error, message} -> {:stop, {:shutdown, message}}
@@ -150,6 +170,56 @@ defmodule Snakepit.Pool do
     end
   end
 
+  # Upstream's callers (its tests among them) call the pool's process directly. The request runs
+  # in a process of its own, as `Snakepit.execute/3` would in the caller's: this process never
+  # waits for a worker.
+  def handle_call({:execute, command, args, opts}, from, state) when is_list(opts) do
+    name = state.name
+    reply_later(from, fn -> Call.run(name, command, args, opts) end)
+    {:noreply, state}
+  end
+
+  # v0.13's form, naming one of the pools its pool process manages.
+  def handle_call({:execute, pool, command, args, opts}, from, state)
+      when is_atom(pool) and is_list(opts) do
+    if pool == state.name,
+      do: reply_later(from, fn -> Call.run(pool, command, args, opts) end),
+      else: reply_later(from, fn -> Call.execute(command, args, [{:pool, pool} | opts]) end)
+
+    {:noreply, state}
+  end
+
+  # v0.4.3's tests give the call's timeout last.
+  def handle_call({:execute, command, args, opts, timeout}, from, state)
+      when is_binary(command) and is_list(opts) do
+    name = state.name
+    opts = Keyword.put_new(opts, :timeout, timeout)
+    reply_later(from, fn -> Call.run(name, command, args, opts) end)
+    {:noreply, state}
+  end
+
+  def handle_call(:get_stats, _from, state),
+    do: {:reply, Native.pool_stats(state.native), state}
+
+  def handle_call(:list_workers, _from, state),
+    do: {:reply, Native.pool_workers(state.native), state}
+
+  def handle_call(request, {caller, _}, state) do
+    Logger.warning(
+      "pool #{inspect(state.name)} got an unexpected call from #{inspect(caller)}: " <>
+        inspect(request)
+    )
+
+    message = "pool #{inspect(state.name)} does not answer #{inspect(request)}"
+    {:reply, {:error, Error.new(:unsupported_call, message, %{request: request})}, state}
+  end
+
+  @impl true
+  def handle_cast(request, state) do
+    Logger.warning("pool #{inspect(state.name)} ignored an unexpected cast: #{inspect(request)}")
+    {:noreply, state}
+  end
+
   @impl true
   def handle_info({:snakepit_event, event}, state) do
     state = handle_event(event, state)
@@ -163,15 +233,38 @@ defmodule Snakepit.Pool do
     {:noreply, state}
   end
 
-  # Exits of linked ports (e.g. the interpreter lookup of an adapter); the parent's exit is
-  # handled by GenServer itself, which then runs terminate/2.
-  def handle_info({:EXIT, _from, _reason}, state), do: {:noreply, state}
+  # BEAM workers (an `execute/3` adapter): the native pool's orders to start or kill one.
+  def handle_info({:snakepit_beam, order}, state) do
+    {:noreply,
+     %{state | beam_workers: BeamWorkers.handle(state.beam_workers, state.native, order)}}
+  end
+
+  # Exits of linked BEAM workers (the native pool hears of them) and ports (e.g. the interpreter
+  # lookup of an adapter); the parent's exit is handled by GenServer itself, which then runs
+  # terminate/2.
+  def handle_info({:EXIT, from, reason}, state) do
+    beam_workers = BeamWorkers.exited(state.beam_workers, state.native, from, reason)
+    {:noreply, %{state | beam_workers: beam_workers}}
+  end
+
+  def handle_info(message, state) do
+    Logger.warning(
+      "pool #{inspect(state.name)} ignored an unexpected message: #{inspect(message)}"
+    )
+
+    {:noreply, state}
+  end
 
   @impl true
   def terminate(_reason, state) do
     Registry.unregister(state.name)
+    Hooks.unregister(state.native)
     Native.pool_stop(state.native)
+    BeamWorkers.stop(state.beam_workers)
   end
+
+  # Answers a `GenServer.call/3` caller from another process, with what `fun` returns.
+  defp reply_later(from, fun), do: spawn(fn -> GenServer.reply(from, fun.()) end)
 
   ## Events
 
@@ -244,48 +337,50 @@ defmodule Snakepit.Pool do
 
   ## Starting the native pool
 
-  # What the adapter decides (program, arguments, environment) plus the pool's options, in the
-  # shape the native pool takes. The adapter's callbacks are bounded by `:startup_timeout`
-  # themselves (see `Snakepit.Adapter`).
-  defp native_config(adapter, opts) do
-    with :ok <- adapter_init(adapter, opts) do
-      {:ok,
-       %{
-         name: pool_label(opts[:name]),
-         size: opts[:size],
-         executable: adapter.executable_path(opts),
-         args: adapter.script_args(opts),
-         env: merge_env(adapter.env(opts), opts[:env]),
-         cwd: opts[:cwd],
-         max_queue_size: opts[:max_queue_size],
-         queue_timeout_ms: opts[:queue_timeout],
-         startup_timeout_ms: opts[:startup_timeout],
-         max_frame_size: opts[:max_frame_size],
-         shutdown_grace_ms: opts[:shutdown_grace],
-         run_id: Snakepit.Application.run_id(),
-         cancel_grace_ms: opts[:cancel_grace],
-         health_check_interval_ms: opts[:health_check_interval] || 0,
-         health_check_timeout_ms: opts[:health_check_timeout],
-         worker_max_requests: opts[:worker_max_requests] || 0,
-         worker_ttl_ms: opts[:worker_ttl] || 0,
-         max_start_failures: opts[:max_start_failures],
-         watchdog: Snakepit.ProcessRegistry.watchdog_path(),
-         registry_file: Snakepit.ProcessRegistry.registry_file()
-       }}
+  # The pool's options in the shape the native pool takes; `start_native/2` adds what the
+  # adapter decides.
+  defp native_config(_adapter, opts) do
+    {:ok,
+     %{
+       name: pool_label(opts[:name]),
+       size: opts[:size],
+       cwd: opts[:cwd],
+       max_queue_size: opts[:max_queue_size],
+       queue_timeout_ms: opts[:queue_timeout],
+       startup_timeout_ms: opts[:startup_timeout],
+       max_frame_size: opts[:max_frame_size],
+       shutdown_grace_ms: opts[:shutdown_grace],
+       run_id: Snakepit.Application.run_id(),
+       cancel_grace_ms: opts[:cancel_grace],
+       health_check_interval_ms: opts[:health_check_interval] || 0,
+       health_check_timeout_ms: opts[:health_check_timeout],
+       worker_max_requests: opts[:worker_max_requests] || 0,
+       worker_ttl_ms: opts[:worker_ttl] || 0,
+       max_start_failures: opts[:max_start_failures],
+       watchdog: Snakepit.ProcessRegistry.watchdog_path(),
+       registry_file: Snakepit.ProcessRegistry.registry_file()
+     }}
+  rescue
+    error in ArgumentError -> {:error, Exception.message(error)}
+  end
+
+  # Adds what the adapter decides (`Snakepit.Adapter.launch/2`: a program, its arguments and
+  # environment; or workers in the BEAM) and starts the native pool. The adapter's callbacks
+  # are bounded by `:startup_timeout` themselves (see `Snakepit.Adapter`).
+  defp start_native(config, opts) do
+    with {:ok, launch} <- Snakepit.Adapter.launch(opts[:adapter_module], opts) do
+      native = Native.pool_start(Map.merge(config, launch_config(launch, opts[:env])), self())
+      Hooks.register(native, opts[:adapter_module])
+      {:ok, native}
     end
   rescue
     error in ArgumentError -> {:error, Exception.message(error)}
   end
 
-  defp adapter_init(adapter, opts) do
-    if function_exported?(adapter, :init, 1), do: adapter.init(opts), else: :ok
-  end
+  defp launch_config({:process, %{executable: executable, args: args, env: env}}, user_env),
+    do: %{beam: false, executable: executable, args: args, env: merge_env(env, user_env)}
 
-  defp start_native(config) do
-    {:ok, Native.pool_start(config, self())}
-  rescue
-    error in ArgumentError -> {:error, Exception.message(error)}
-  end
+  defp launch_config(:beam, _user_env), do: %{beam: true, executable: "", args: [], env: []}
 
   # The adapter's variables win over the user's for the same name (it merged what it needed).
   defp merge_env(adapter_env, user_env) do

@@ -20,7 +20,7 @@ defmodule Snakepit.Script do
           result | {:error, :pool_initialization_timeout | Error.t()}
         when result: term()
   def run(fun, opts) when is_function(fun, 0) and is_list(opts) do
-    options = Options.resolve!(opts, System.get_env(), pooling_enabled?())
+    options = Options.resolve!(opts, System.get_env(), Snakepit.Config.pooling_enabled?())
     Enum.each(options.warnings, &Logger.warning/1)
 
     maybe_restart(options)
@@ -208,6 +208,4 @@ defmodule Snakepit.Script do
     # The VM stops asynchronously; the script must not go on meanwhile.
     Process.sleep(:infinity)
   end
-
-  defp pooling_enabled?, do: Application.get_env(:snakepit, :pooling_enabled, false) == true
 end

@@ -100,7 +100,13 @@ defmodule Snakepit.CodecExactnessTest do
                Snakepit.execute("nest", %{levels: @max_depth + 1}, pool: pool)
 
       assert error.message =~ "nested deeper than 128 levels"
-      assert error.details == %{}
+      # Nothing but what every call's error carries (no worker: it stays).
+      assert error.details == %{
+               reason: :invalid_result,
+               command: "nest",
+               pool: pool,
+               pool_name: pool
+             }
 
       assert {:ok, 1} = Snakepit.execute("nest", %{levels: 0}, pool: pool)
       assert [%{os_pid: ^os_pid}] = Snakepit.list_workers(pool)

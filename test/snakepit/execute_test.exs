@@ -28,12 +28,12 @@ defmodule Snakepit.ExecuteTest do
   end
 
   test "a Python exception becomes :worker_error with type, message and traceback", %{pool: pool} do
-    assert {:error, %Error{reason: :worker_error, category: :execution} = error} =
+    assert {:error, %Error{reason: :worker_error, category: :python_error} = error} =
              Snakepit.execute("raise_error", %{message: "boom"}, pool: pool)
 
-    assert error.details["type"] == "ValueError"
-    assert error.details["message"] == "boom"
-    assert error.details["traceback"] =~ "raise_error"
+    assert error.details.type == "ValueError"
+    assert error.details.message == "boom"
+    assert error.details.traceback =~ "raise_error"
     assert error.message =~ "ValueError: boom"
     # The worker that raised keeps serving.
     assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
@@ -47,12 +47,12 @@ defmodule Snakepit.ExecuteTest do
   end
 
   test "wrong arguments to a tool are a TypeError", %{pool: pool} do
-    assert {:error, %Error{reason: :worker_error, details: %{"type" => "TypeError"}}} =
+    assert {:error, %Error{reason: :worker_error, details: %{type: "TypeError"}}} =
              Snakepit.execute("raise_error", %{unexpected: 1}, pool: pool)
   end
 
   test "a result JSON cannot carry is an error", %{pool: pool} do
-    assert {:error, %Error{reason: :worker_error, details: %{"type" => "SerializationError"}}} =
+    assert {:error, %Error{reason: :worker_error, details: %{type: "SerializationError"}}} =
              Snakepit.execute("not_serializable", %{}, pool: pool)
   end
 

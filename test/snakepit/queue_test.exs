@@ -14,7 +14,7 @@ defmodule Snakepit.QueueTest do
     # The only worker is blocked until released, so this request can only wait, then expire.
     never = TestBlocker.new!(dir)
 
-    assert {:error, %Error{reason: :queue_timeout, category: :pool}} =
+    assert {:error, %Error{reason: :queue_timeout, category: :timeout}} =
              Snakepit.execute("block", TestBlocker.args(never), pool: pool)
 
     TestBlocker.release(holder)
@@ -46,7 +46,7 @@ defmodule Snakepit.QueueTest do
     pool = TestPool.start!(size: 2, cancel_grace: 60_000)
     blocker = TestBlocker.new!(dir)
 
-    assert {:error, %Error{reason: :timeout, category: :worker, message: message}} =
+    assert {:error, %Error{reason: :timeout, category: :timeout, message: message}} =
              Snakepit.execute("block", TestBlocker.args(blocker), pool: pool, timeout: 100)
 
     assert message =~ "100 ms"

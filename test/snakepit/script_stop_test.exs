@@ -15,8 +15,8 @@ defmodule Snakepit.ScriptStopTest do
           do: Application.delete_env(:snakepit, key)
 
       for {key, value} <- saved, do: Application.put_env(:snakepit, key, value)
-      # Each test leaves the application as the rest of the suite expects it: running.
-      {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+      # Each test leaves the applications as the rest of the suite expects them: running.
+      start_application!()
     end)
   end
 
@@ -34,13 +34,20 @@ defmodule Snakepit.ScriptStopTest do
     pid
   end
 
+  defp start_application! do
+    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+    {:ok, _} = Application.ensure_all_started(:snakepit)
+    assert Applications.tree_running?()
+  end
+
   defp stop_application! do
-    :ok = Application.stop(:snakepit_rs)
+    :ok = Applications.stop(Applications.running())
     refute Applications.started?()
+    refute Applications.tree_running?()
   end
 
   test "Snakepit already running: the application and the host's pools keep running" do
-    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+    start_application!()
     host = start_host_pool!()
     host_workers = Snakepit.Pool.os_pids(host)
 
@@ -56,7 +63,7 @@ defmodule Snakepit.ScriptStopTest do
   end
 
   test "the default pool it had to start is stopped, with its workers; the host's pool is not" do
-    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+    start_application!()
     host = start_host_pool!()
     refute Process.whereis(Snakepit.Pool)
 
@@ -77,7 +84,7 @@ defmodule Snakepit.ScriptStopTest do
   end
 
   test "with pooling_enabled set after the application started, the pool comes from the config" do
-    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+    start_application!()
     Application.put_env(:snakepit, :pooling_enabled, true)
     Application.put_env(:snakepit, :adapter_module, Snakepit.Adapters.TestWorker)
     Application.put_env(:snakepit, :pool_size, 3)
@@ -100,7 +107,7 @@ defmodule Snakepit.ScriptStopTest do
   end
 
   test "stop_mode :always stops the application even when it was running, with its pools" do
-    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+    start_application!()
     host = start_host_pool!()
     host_workers = Snakepit.Pool.os_pids(host)
 
@@ -111,7 +118,7 @@ defmodule Snakepit.ScriptStopTest do
   end
 
   test "restart: true starts a running application again, from the current configuration" do
-    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+    start_application!()
     supervisor = Process.whereis(Snakepit.Supervisor)
     Application.put_env(:snakepit, :pooling_enabled, true)
     Application.put_env(:snakepit, :adapter_module, Snakepit.Adapters.TestWorker)
@@ -140,7 +147,7 @@ defmodule Snakepit.ScriptStopTest do
   end
 
   test "pools not ready within :timeout: the function does not run, the pool it started stops" do
-    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
+    start_application!()
     hung = Keyword.merge(@test_workers, adapter_args: ["--hang-start"], startup_timeout: 60_000)
 
     assert {:error, :pool_initialization_timeout} =
@@ -153,40 +160,20 @@ defmodule Snakepit.ScriptStopTest do
     assert Applications.started?()
   end
 
-  # Upstream's application name as an application that only starts :snakepit_rs: one of the
-  # shapes the :snakepit application may take. Unloaded at the end (the environment that
-  # unloading drops is restored by the setup's on_exit, which runs after this one).
-  defp load_snakepit_alias! do
-    spec = [description: ~c"alias", vsn: ~c"0", modules: [], registered: []]
-    spec = spec ++ [applications: [:kernel, :stdlib, :snakepit_rs]]
-    :ok = :application.load({:application, :snakepit, spec})
-
-    on_exit(fn ->
-      Application.stop(:snakepit)
-      Application.unload(:snakepit)
-    end)
-  end
-
-  test "under upstream's application name: starts both names, stops both" do
-    load_snakepit_alias!()
+  test "it starts Snakepit under upstream's name, and stops it afterwards" do
     stop_application!()
-
-    assert Snakepit.run_as_script(fn -> Applications.running() end) == [:snakepit_rs, :snakepit]
+    assert Snakepit.run_as_script(fn -> Applications.running() end) == [:snakepit]
     refute Applications.started?()
   end
 
-  test "under upstream's application name, with the tree already running: stops only its pool" do
-    load_snakepit_alias!()
-    {:ok, _} = Application.ensure_all_started(:snakepit_rs)
-    host = start_host_pool!()
-
-    pid =
-      Snakepit.run_as_script(fn -> Process.whereis(Snakepit.Pool) end, pool_options: @test_workers)
-
-    refute Process.alive?(pid)
-    assert Process.alive?(host)
-    assert Enum.all?(Snakepit.Pool.os_pids(host), &TestPool.os_process_alive?/1)
+  test "with only :snakepit_rs running, the tree is this call's: it stops it, not :snakepit_rs" do
+    :ok = Application.stop(:snakepit)
     assert Applications.running() == [:snakepit_rs]
+    refute Applications.tree_running?()
+
+    assert Snakepit.run_as_script(fn -> Applications.tree_running?() end)
+    assert Applications.running() == [:snakepit_rs]
+    refute Applications.tree_running?()
   end
 
   test "an invalid option raises before anything starts" do

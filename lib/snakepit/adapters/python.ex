@@ -9,8 +9,12 @@ defmodule Snakepit.Adapters.Python do
       interpreter is resolved once to the real binary (`sys.executable`) and that is spawned.
     * `:adapter_args` - arguments for the bridge, e.g.
       `["--adapter", "my_package.my_module.MyAdapter"]`.
-    * `:env` - extra environment; a `PYTHONPATH` given there is searched after the bridge's own
-      directory.
+    * `:env` - extra environment.
+
+  Workers inherit the BEAM's environment. Their `PYTHONPATH` is, in search order: the bridge's
+  own directory, the pool's `PYTHONPATH` (from `:env`), then the BEAM's `PYTHONPATH` (e.g.
+  `export PYTHONPATH=...` before starting it, upstream Snakepit's documented route): the
+  pool's setting is more specific than the machine's, and neither can hide the bridge.
   """
 
   @behaviour Snakepit.Adapter
@@ -30,13 +34,13 @@ defmodule Snakepit.Adapters.Python do
 
   @impl true
   def env(opts) do
-    user_env = Keyword.get(opts, :env, [])
+    pool_paths = for {"PYTHONPATH", path} <- Keyword.get(opts, :env, []), do: path
 
     python_path =
-      Enum.join(
-        [bridge_path() | for({"PYTHONPATH", path} <- user_env, path != "", do: path)],
-        ":"
-      )
+      [bridge_path() | pool_paths ++ [System.get_env("PYTHONPATH")]]
+      |> Enum.reject(&(&1 in [nil, ""]))
+      |> Enum.uniq()
+      |> Enum.join(":")
 
     [
       {"PYTHONPATH", python_path},

@@ -16,11 +16,14 @@ defmodule Snakepit.Pool.Options do
           | :pos_integer
           | :ms
           | :timeout
+          | :ttl
+          | :count
           | :string
           | :strings
           | :env
           | :adapter
           | :pid
+          | :pool
           | :session_id
           | {:or_nil, type()}
 
@@ -64,7 +67,11 @@ defmodule Snakepit.Pool.Options do
         "ms a worker may take to start; also bounds what the pool does before starting " <>
           "workers (e.g. asking the Python interpreter for its real path)"
     ],
-    timeout: [type: :ms, default: 30_000, doc: "default execution timeout of a request in ms"],
+    timeout: [
+      type: :timeout,
+      default: 30_000,
+      doc: "default execution timeout of a request in ms (`:infinity`: none)"
+    ],
     max_frame_size: [
       type: :pos_integer,
       default: 16 * 1024 * 1024,
@@ -92,18 +99,19 @@ defmodule Snakepit.Pool.Options do
     ],
     health_check_timeout: [type: :ms, default: 5_000, doc: "ms a health check may take"],
     worker_max_requests: [
-      type: {:or_nil, :pos_integer},
+      type: {:or_nil, :count},
       default: nil,
       default_doc: "`nil`: never",
-      doc: "recycle a worker after this many requests"
+      doc: "recycle a worker after this many requests; `:infinity` is `nil`"
     ],
     worker_ttl: [
-      type: {:or_nil, :ms},
+      type: {:or_nil, :ttl},
       default: nil,
       default_doc: "`nil`: never",
       doc:
-        "recycle a worker after this many ms. A recycled worker's replacement starts first; " <>
-          "the old one finishes its request and exits"
+        "recycle a worker after this many ms, or `{n, :seconds | :minutes | :hours}`; " <>
+          "`:infinity` is `nil`. A recycled worker's replacement starts first; the old one " <>
+          "finishes its request and exits"
     ],
     max_start_failures: [
       type: :pos_integer,
@@ -124,7 +132,15 @@ defmodule Snakepit.Pool.Options do
   ]
 
   @call_schema [
-    pool: [type: :atom, default: Snakepit.Pool, doc: "the pool's name"],
+    pool: [type: :pool, default: Snakepit.Pool, doc: "the pool's name or process"],
+    pool_name: [
+      type: {:or_nil, :atom},
+      default: nil,
+      doc:
+        "upstream Snakepit's way to choose a pool, by the `name` of its entry in " <>
+          "`config :snakepit, pools: [...]`; it wins over `:pool`. The default pool's name " <>
+          "(the first entry's, or `:default`) selects `Snakepit.Pool` (see `Snakepit.Config`)"
+    ],
     timeout: [
       type: :timeout,
       default: nil,
@@ -165,15 +181,48 @@ defmodule Snakepit.Pool.Options do
       |> Keyword.merge(opts)
       |> Keyword.update!(:size, &(&1 || System.schedulers_online() * 2))
 
-    for {name, value} <- opts, not valid?(@pool_schema[name][:type], value) do
-      raise ArgumentError, invalid(name, @pool_schema[name][:type], value)
-    end
+    opts =
+      for {name, value} <- opts do
+        type = @pool_schema[name][:type]
+        unless valid?(type, value), do: raise(ArgumentError, invalid(name, type, value))
+        {name, normalize(type, value)}
+      end
 
     Keyword.update!(opts, :env, &Enum.to_list/1)
   end
 
   def validate!(opts),
     do: raise(ArgumentError, "expected a keyword list of options, got: #{inspect(opts)}")
+
+  @doc """
+  Checks one pool option's value and returns it normalized (as `validate!/1` would); raises
+  `ArgumentError` naming `label` (e.g. the configuration key it came from) and the value.
+  """
+  @spec check!(atom(), term(), String.t()) :: term()
+  def check!(name, value, label) do
+    type = Keyword.fetch!(@pool_schema, name)[:type]
+
+    if valid?(type, value),
+      do: normalize(type, value),
+      else:
+        raise(
+          ArgumentError,
+          "invalid value for #{label}: expected #{describe(type)}, " <>
+            "got: #{inspect(value)}"
+        )
+  end
+
+  @doc """
+  The pool a call's options select: `:pool_name` (resolved by `Snakepit.Config.pool/1`), else
+  `:pool`, else `Snakepit.Pool`.
+  """
+  @spec call_pool(keyword()) :: term()
+  def call_pool(opts) do
+    case Keyword.get(opts, :pool_name) do
+      nil -> Keyword.get(opts, :pool, Snakepit.Pool)
+      name -> Snakepit.Config.pool(name)
+    end
+  end
 
   @doc """
   Checks a call's options: `:ok`, or `{:error, %Snakepit.Error{reason: :invalid_option}}` naming
@@ -225,11 +274,17 @@ defmodule Snakepit.Pool.Options do
   def describe(:pos_integer), do: "a positive integer"
   def describe(:ms), do: "a positive integer of milliseconds"
   def describe(:timeout), do: "a positive integer of milliseconds or :infinity"
+
+  def describe(:ttl),
+    do: "a positive integer of milliseconds, {n, :seconds | :minutes | :hours} or :infinity"
+
+  def describe(:count), do: "a positive integer or :infinity"
   def describe(:string), do: "a string"
   def describe(:strings), do: "a list of strings"
   def describe(:env), do: "a map or list of {name, value} strings"
-  def describe(:adapter), do: "a module implementing Snakepit.Adapter"
+  def describe(:adapter), do: "a module implementing Snakepit.Adapter, in any of its styles"
   def describe(:pid), do: "a pid"
+  def describe(:pool), do: "a pool's name (an atom) or a pid"
   def describe(:session_id), do: "a non-empty UTF-8 string"
   def describe({:or_nil, type}), do: "nil or #{describe(type)}"
 
@@ -237,9 +292,16 @@ defmodule Snakepit.Pool.Options do
   defp valid?(:pos_integer, value), do: is_integer(value) and value > 0
   defp valid?(:ms, value), do: is_integer(value) and value > 0
   defp valid?(:timeout, value), do: value == :infinity or (is_integer(value) and value > 0)
+  defp valid?(:count, value), do: value == :infinity or (is_integer(value) and value > 0)
+
+  defp valid?(:ttl, {n, unit}) when unit in [:seconds, :minutes, :hours],
+    do: is_integer(n) and n > 0
+
+  defp valid?(:ttl, value), do: valid?(:timeout, value)
   defp valid?(:string, value), do: is_binary(value)
   defp valid?(:strings, value), do: list_of?(value, &is_binary/1)
   defp valid?(:pid, value), do: is_pid(value)
+  defp valid?(:pool, value), do: is_pid(value) or (is_atom(value) and value != nil)
   defp valid?(:session_id, value), do: is_binary(value) and value != "" and String.valid?(value)
   defp valid?({:or_nil, type}, value), do: is_nil(value) or valid?(type, value)
 
@@ -248,10 +310,15 @@ defmodule Snakepit.Pool.Options do
     (is_map(value) and Enum.all?(value, pair?)) or list_of?(value, pair?)
   end
 
-  defp valid?(:adapter, value) do
-    is_atom(value) and Code.ensure_loaded?(value) and
-      function_exported?(value, :executable_path, 1)
-  end
+  defp valid?(:adapter, value), do: Snakepit.Adapter.style(value) != nil
+
+  # What the pool keeps of a valid value: milliseconds, and `nil` for "never".
+  @unit_ms %{seconds: 1_000, minutes: 60_000, hours: 3_600_000}
+  defp normalize({:or_nil, _type}, nil), do: nil
+  defp normalize({:or_nil, type}, value), do: normalize(type, value)
+  defp normalize(type, :infinity) when type in [:ttl, :count], do: nil
+  defp normalize(:ttl, {n, unit}), do: n * Map.fetch!(@unit_ms, unit)
+  defp normalize(_type, value), do: value
 
   defp list_of?([], _valid?), do: true
   defp list_of?([head | tail], valid?), do: valid?.(head) and list_of?(tail, valid?)

@@ -46,9 +46,10 @@ impl Config {
         }
     }
 
-    /// Wait before retrying a slot whose last `failures` starts failed: 200 ms, 400 ms, … 5 s.
+    /// Wait before retrying a slot whose last `failures` (≥ 1) starts failed: 100 ms, 200 ms,
+    /// 400 ms, … up to 5 s.
     pub fn backoff(&self, failures: u32) -> Duration {
-        let factor = 1u32 << failures.min(16);
+        let factor = 1u32 << failures.saturating_sub(1).min(16);
         self.backoff_base
             .saturating_mul(factor)
             .min(self.backoff_max)

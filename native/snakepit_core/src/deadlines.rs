@@ -96,6 +96,11 @@ impl<H: Host> Dispatch<H> {
         effects
     }
 
+    /// When the timer is due, as the last tick (or an earlier new deadline since) set it.
+    pub fn timer_due(&self) -> Option<Instant> {
+        self.timer_at
+    }
+
     /// When [`Dispatch::tick`] next has something to do; `None`: nothing is pending.
     pub fn next_deadline(&self) -> Option<Instant> {
         if self.phase == Phase::Stopping {

@@ -113,15 +113,22 @@ impl<T: Waiting> Queue<T> {
         out
     }
 
-    /// Moves everything waiting in `slot`'s own line away (its worker is gone).
-    pub fn take_line(&mut self, slot: usize) -> Vec<T> {
-        let taken: Vec<T> = self
-            .lines
-            .get_mut(slot)
-            .map(|line| line.drain(..).collect())
-            .unwrap_or_default();
-        self.len -= taken.len();
-        taken
+    /// Moves everything waiting in `slot`'s own line into the global line (its worker is gone),
+    /// merged so that the global line stays oldest first (`older(a, b)`: `a` waited longer).
+    pub fn merge_line_into_global(&mut self, slot: usize, older: impl Fn(&T, &T) -> bool) {
+        let Some(line) = self.lines.get_mut(slot).filter(|line| !line.is_empty()) else {
+            return;
+        };
+        let mut line = std::mem::take(line);
+        let mut global = std::mem::take(&mut self.global);
+        let mut merged = VecDeque::with_capacity(line.len() + global.len());
+        while let (Some(a), Some(b)) = (line.front(), global.front()) {
+            let next = if older(a, b) { &mut line } else { &mut global };
+            merged.extend(next.pop_front());
+        }
+        merged.extend(global);
+        merged.extend(line);
+        self.global = merged;
     }
 
     fn all_lines(&self) -> impl Iterator<Item = &VecDeque<T>> {
@@ -162,6 +169,21 @@ mod tests {
         assert_eq!(queue.remove(2), None);
         assert_eq!(queue.len(), 1);
         assert_eq!(queue.get(1), Some(&1));
+    }
+
+    #[test]
+    fn a_line_merged_into_the_global_one_keeps_it_oldest_first() {
+        let mut queue = Queue::new(1);
+        for id in [1, 4, 6] {
+            queue.push(id, None);
+        }
+        for id in [2, 3, 5, 7] {
+            queue.push(id, Some(0));
+        }
+        queue.merge_line_into_global(0, |a, b| a < b);
+        assert_eq!(queue.len(), 7);
+        let order: Vec<u64> = std::iter::from_fn(|| queue.dequeue_for(0)).collect();
+        assert_eq!(order, vec![1, 2, 3, 4, 5, 6, 7]);
     }
 
     #[test]

@@ -135,10 +135,9 @@ impl<H: Host> Dispatch<H> {
             self.counters.record(Outcome::Lost, None);
             effects.failures.push((reply, Failure::Lost(loss)));
         }
-        // Requests that had to run on this worker wait for any worker instead.
-        for queued in self.queue.take_line(slot_index) {
-            self.queue.push(queued, None);
-        }
+        // Requests that had to run on this worker wait for any worker instead, in age order.
+        self.queue
+            .merge_line_into_global(slot_index, |a, b| a.enqueued <= b.enqueued);
         let removed = match (self.phase, retired) {
             (Phase::Stopping, _) => Removed::Stopping,
             (_, true) => Removed::Retired,

@@ -280,12 +280,12 @@ fn failed_starts_retry_with_doubling_capped_back_off_and_open_the_circuit() {
             message: "boom".into()
         }]
     );
-    assert_eq!(d.next_deadline(), Some(clock.at(210)));
-    assert!(d.tick(clock.at(209), &mut || 0).starts.is_empty());
-    assert_eq!(d.tick(clock.at(210), &mut || 0).starts, vec![0]);
-    let _ = d.start_failed(0, "boom", clock.at(220));
-    assert_eq!(d.next_deadline(), Some(clock.at(620)));
-    assert_eq!(d.tick(clock.at(620), &mut || 0).starts, vec![0]);
+    assert_eq!(d.next_deadline(), Some(clock.at(110)));
+    assert!(d.tick(clock.at(109), &mut || 0).starts.is_empty());
+    assert_eq!(d.tick(clock.at(110), &mut || 0).starts, vec![0]);
+    let _ = d.start_failed(0, "boom", clock.at(120));
+    assert_eq!(d.next_deadline(), Some(clock.at(320)));
+    assert_eq!(d.tick(clock.at(320), &mut || 0).starts, vec![0]);
 
     // Third failure in a row: the circuit opens and the waiting request fails at once.
     let effects = d.start_failed(0, "boom", clock.at(630));
@@ -306,7 +306,7 @@ fn failed_starts_retry_with_doubling_capped_back_off_and_open_the_circuit() {
         assert_eq!(d.tick(due, &mut || 0).starts, vec![0]);
         let _ = d.start_failed(0, "boom", due);
         let wait = d.next_deadline().unwrap() - due;
-        assert_eq!(wait, ms((100u64 << failures).min(5000)));
+        assert_eq!(wait, ms((100u64 << (failures - 1)).min(5000)));
     }
     // The cause goes away: the next start succeeds and the circuit closes.
     let due = d.next_deadline().unwrap();

@@ -13,11 +13,9 @@
 //! - [`reply`]: worker → pool: success, failure, stream chunks, a stream's final reply; parsed by
 //!   the pool, encoded by workers.
 //! - [`json`]: JSON text written straight into frame buffers; the encoders' error.
-//! - [`message`]: older paths of the handshake and reply names.
 
 pub mod frame;
 pub mod handshake;
 pub mod json;
-pub mod message;
 pub mod reply;
 pub mod request;

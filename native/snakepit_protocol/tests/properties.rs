@@ -12,7 +12,7 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use snakepit_protocol::frame::{encode_frame, FrameDecoder, FrameError, HEADER_LEN};
-use snakepit_protocol::message::{parse_reply, Reply, WorkerError};
+use snakepit_protocol::reply::{parse_reply, Reply, WorkerError};
 
 /// 256 cases unless `PROPTEST_CASES` says otherwise. (`ProptestConfig::with_cases` would override
 /// the variable, which only `ProptestConfig::default()` reads.) Failures are not persisted to a

@@ -43,9 +43,39 @@ rustler::atoms! {
     circuit_closed,
     caller_gone,
 
+    // BEAM workers: the owner's orders, a worker's messages
+    snakepit_beam,
+    start,
+    kill,
+    not_wanted,
+    snakepit_request,
+    snakepit_cancel,
+    snakepit_health_check,
+    snakepit_close,
+
     // worker states
     available,
     busy,
     starting,
     draining,
+
+    // structs in args (`codec::calendar`): the key that marks one, the calendar modules and
+    // their fields
+    struct_ = "__struct__",
+    date_module = "Elixir.Date",
+    time_module = "Elixir.Time",
+    naive_date_time_module = "Elixir.NaiveDateTime",
+    date_time_module = "Elixir.DateTime",
+    calendar_iso = "Elixir.Calendar.ISO",
+    calendar,
+    year,
+    month,
+    day,
+    hour,
+    minute,
+    second,
+    microsecond,
+    utc_offset,
+    std_offset,
+    time_zone,
 }

@@ -10,6 +10,9 @@ pub struct PoolConfig {
     pub name: String,
     /// Number of workers.
     pub size: usize,
+    /// Workers are BEAM processes running an Elixir adapter's `execute/3` (`beam.rs`), started
+    /// by the owner; `executable`, `args`, `env` and `cwd` are then unused.
+    pub beam: bool,
     /// Program each worker runs, and its arguments.
     pub executable: String,
     pub args: Vec<String>,

@@ -6,7 +6,7 @@
 //! (wire protocol v1, both directions). Nothing calls into the BEAM while a Rust lock is held.
 //!
 //! - [`nif`]: the entry points `Snakepit.Native` binds (`nif/pool.rs`, `nif/request.rs`,
-//!   `nif/codec.rs`); thin: decode, call the pool, encode.
+//!   `nif/beam.rs`, `nif/codec.rs`); thin: decode, call the pool, encode.
 //! - [`pool`]: the core's `Dispatch` behind one mutex, and the carrying out of its effects after
 //!   unlocking (frames, replies, signals, monitors, jobs for the supervisor). The pool is the
 //!   resource Elixir holds; [`resource`] has its `down` callback, which only posts a job.
@@ -15,8 +15,11 @@
 //!   until the next deadline.
 //! - [`reader`]: a worker's reader thread (handshake, replies → callers, reaping).
 //! - [`output`]: a worker's stdout/stderr → bounded log lines for the owner.
-//! - [`worker`]: launching one worker process (fd 3/4 pipes, process group, parent-death
-//!   signal); [`request_pipe`]: writing frames to it without ever blocking the caller;
+//! - [`beam`]: workers that are BEAM processes (an Elixir adapter's `execute/3`): started by
+//!   the pool's owner, served by the same core; [`deliver`]: sending to a BEAM process from any
+//!   thread.
+//! - [`worker`]: a worker's handle (an OS process or a BEAM process); launching one worker
+//!   process (fd 3/4 pipes, process group, parent-death signal); [`request_pipe`]: writing frames to it without ever blocking the caller;
 //!   [`processes`]: the pool's live processes, for stop.
 //! - [`codec`]: Elixir terms ↔ JSON.
 //! - [`reply`]: delivering outcomes to callers, with each pool's reusable environments;
@@ -28,8 +31,10 @@
 //! - [`config`]: the pool configuration; [`runtime`]: the tokio runtime and spawner thread.
 
 pub mod atoms;
+pub mod beam;
 pub mod codec;
 pub mod config;
+pub mod deliver;
 pub mod error;
 pub mod events;
 pub mod nif;

@@ -15,20 +15,20 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 use snakepit_core::{
-    Completed, Deadline, Dispatch, Effects, Event, Host, Rejected, Removed, Request, Send, Stats,
+    Completed, Deadline, Dispatch, Effects, Event, Host, Rejected, Removed, Request, Stats,
     Submitted, WorkerInfo,
 };
 
 use crate::atoms;
+use crate::beam::BeamWorkers;
 use crate::config::PoolConfig;
 use crate::error::PoolError;
 use crate::events::Owner;
 use crate::processes::Processes;
 use crate::reply::{ReplyTo, Spares};
 use crate::worker::WorkerHandle;
-use snakepit_protocol::request::{encode_cancel, encode_request, RequestHead};
 
-pub use snakepit_core::workers::NotWanted;
+use snakepit_core::workers::NotWanted;
 
 /// How everyone but the BEAM holds the pool.
 pub type PoolRef = ResourceArc<Pool>;
@@ -62,9 +62,6 @@ pub enum Job {
     Stop,
 }
 
-/// The command health checks send.
-const HEALTH_CHECK_COMMAND: &str = "ping";
-
 pub struct Pool {
     pub config: PoolConfig,
     dispatch: Mutex<Dispatch<Nif>>,
@@ -75,6 +72,8 @@ pub struct Pool {
     pub spares: Spares,
     /// Every spawned worker process not yet reaped, for stop.
     pub processes: Processes,
+    /// The workers that are BEAM processes (a pool of an `execute/3` adapter).
+    pub beam: BeamWorkers,
     /// Wakes the supervisor's timer when a deadline earlier than its own appears.
     pub timer: Notify,
     jobs: UnboundedSender<Job>,
@@ -96,6 +95,7 @@ impl Pool {
             owner: Owner::new(owner),
             spares: Spares::default(),
             processes: Processes::default(),
+            beam: BeamWorkers::default(),
             timer: Notify::new(),
             jobs,
         };
@@ -115,9 +115,11 @@ impl Pool {
     /// Runs `decide` under the lock with the current time; wakes the timer afterwards if the
     /// decision brought a deadline earlier than the one it sleeps until.
     fn decide<R>(&self, decide: impl FnOnce(&mut Dispatch<Nif>, Instant) -> R) -> R {
+        // Read before locking: the core clamps it, so time never runs backwards in there.
+        let now = Instant::now();
         let (result, wake) = {
             let mut dispatch = self.dispatch.lock();
-            let result = decide(&mut dispatch, Instant::now());
+            let result = decide(&mut dispatch, now);
             (result, dispatch.take_wake())
         };
         if wake {
@@ -147,18 +149,31 @@ impl Pool {
     }
 
     /// A worker's reply to request `id`: says what it completed (the reader then answers).
-    pub fn on_reply(&self, slot: usize, uid: u64, id: u64, failed: bool) -> Completed<ReplyTo> {
+    /// `env`: the calling NIF's environment, when on a BEAM thread (a BEAM worker's reply).
+    pub fn on_reply(
+        &self,
+        slot: usize,
+        uid: u64,
+        id: u64,
+        failed: bool,
+        env: Option<Env>,
+    ) -> Completed<ReplyTo> {
         let (completed, effects) =
             self.decide(|dispatch, now| dispatch.on_reply(slot, uid, id, failed, now));
-        self.apply(effects, None);
+        self.apply(effects, env);
         completed
     }
 
-    pub fn worker_up(&self, slot: usize, worker: &Worker) -> Result<(), NotWanted> {
+    pub fn worker_up(
+        &self,
+        slot: usize,
+        worker: &Worker,
+        env: Option<Env>,
+    ) -> Result<(), NotWanted> {
         let effects = self.decide(|dispatch, now| {
             dispatch.worker_up(slot, worker.uid, std::sync::Arc::clone(worker), now)
         })?;
-        self.apply(effects, None);
+        self.apply(effects, env);
         Ok(())
     }
 
@@ -167,13 +182,15 @@ impl Pool {
         self.apply(effects, None);
     }
 
-    pub fn worker_down(&self, slot: usize, uid: u64, loss: PoolError) -> Removed {
+    pub fn worker_down(&self, slot: usize, uid: u64, loss: PoolError, env: Option<Env>) -> Removed {
         let (removed, effects) =
             self.decide(|dispatch, now| dispatch.worker_down(slot, uid, loss, now));
-        self.apply(effects, None);
+        self.apply(effects, env);
         removed
     }
 
+    /// (Comparing monitors, `enif_compare_monitors`, is the one BEAM call made under the lock: it
+    /// only compares bytes, takes no lock of the BEAM's and cannot block.)
     pub fn caller_down(&self, monitor: Monitor) {
         let effects =
             self.decide(|dispatch, _| dispatch.caller_down(|queued| queued.monitor == monitor));
@@ -184,14 +201,15 @@ impl Pool {
     pub fn tick(&self) -> Option<Instant> {
         let (effects, next) = self.decide(|dispatch, now| {
             let effects = dispatch.tick(now, &mut || self.next_id());
-            (effects, dispatch.next_deadline())
+            (effects, dispatch.timer_due())
         });
         self.apply(effects, None);
         next
     }
 
     /// Enters the stopping phase: fails everything queued or running with `:pool_shutdown`,
-    /// closes request pipes and sends SIGTERM to every worker group. Never blocks. False if
+    /// closes request pipes and sends SIGTERM to every worker group, and asks BEAM workers to
+    /// exit (their owner kills what is left after `:shutdown_grace`). Never blocks. False if
     /// stop had already begun.
     pub fn begin_stop(&self, env: Option<Env>) -> bool {
         let Some(effects) = self.decide(|dispatch, now| dispatch.begin_stop(now)) else {
@@ -199,8 +217,11 @@ impl Pool {
         };
         self.apply(effects, env);
         for worker in self.processes.close() {
-            worker.close_requests();
+            worker.close_requests(env);
             worker.signal_group(libc::SIGTERM);
+        }
+        for worker in self.beam.close() {
+            worker.close_requests(env);
         }
         self.post(Job::Stop);
         true
@@ -220,40 +241,46 @@ impl Pool {
         if effects.is_empty() {
             return;
         }
+        for reply in effects.withdrawn {
+            reply.recycle(&self.spares);
+        }
         for (worker, send) in effects.sends {
-            match send {
-                Send::Frame(frame) => worker.send_frame(frame),
-                Send::Cancel(id) => worker.send_frame(encode_cancel(id)),
-                Send::HealthCheck(id) => worker.send_frame(self.health_check_frame(id)),
-            }
+            worker.send(env, send);
         }
         for worker in effects.closes {
-            worker.close_requests();
+            worker.close_requests(env);
         }
         for worker in effects.kills {
-            worker.signal_group(libc::SIGKILL);
+            worker.kill(env);
         }
-        // With no environment on a BEAM thread (a resource destructor) a monitor cannot be
-        // removed; the resource is going away, and its monitors with it.
-        if env.is_some() || !rustler::thread::is_scheduler_thread() {
-            for caller in &effects.demonitors {
-                caller.pool.demonitor(env, &caller.monitor);
-            }
+        // On a BEAM thread, removing a monitor needs the calling NIF's environment (every NIF
+        // that applies effects passes it).
+        debug_assert!(env.is_some() || !rustler::thread::is_scheduler_thread());
+        for caller in &effects.demonitors {
+            caller.pool.demonitor(env, &caller.monitor);
         }
         for slot in effects.starts {
             self.post(Job::Start(slot));
         }
-        let failures: Vec<_> = effects
+        let mut failures: Vec<_> = effects
             .failures
             .into_iter()
             .map(|(reply, failure)| (reply, PoolError::from(failure)))
             .collect();
         let events = effects.events;
+        // In a NIF call (a BEAM worker's reply, a stop) the calling process sends them.
+        if let Some(env) = env.filter(|_| rustler::thread::is_scheduler_thread()) {
+            for (reply, error) in failures.drain(..) {
+                let outcome = (atoms::error(), error.to_term(env)).encode(env);
+                reply.send_from(env, &self.spares, outcome);
+            }
+        }
         if failures.is_empty() && events.is_empty() {
             return;
         }
-        // `enif_send` from an owned environment is not allowed on a BEAM thread: there (a stop
-        // run from a NIF, rare) the sends go to a runtime thread, without spares to return to.
+        // `enif_send` from an owned environment is not allowed on a BEAM thread: there (rare:
+        // an event decided in a NIF call) the sends go to a runtime thread, without spares to
+        // return to.
         let owner = self.owner.clone();
         let send = move |spares: Option<&Spares>| {
             for (reply, error) in failures {
@@ -268,22 +295,6 @@ impl Pool {
         } else {
             send(Some(&self.spares));
         }
-    }
-
-    fn health_check_frame(&self, id: u64) -> Vec<u8> {
-        let mut frame = Vec::with_capacity(96);
-        let head = RequestHead {
-            command: HEALTH_CHECK_COMMAND,
-            session_id: None,
-            stream: false,
-        };
-        let no_args = |out: &mut Vec<u8>| {
-            out.extend_from_slice(b"{}");
-            Ok::<(), ()>(())
-        };
-        encode_request(&mut frame, id, &head, no_args, usize::MAX)
-            .expect("a health check frame is small");
-        frame
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::io::ErrorKind;
 use std::process::Child;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustler::Encoder;
 use tokio::sync::oneshot;
@@ -23,6 +23,19 @@ pub struct Reader {
     pub pool: PoolRef,
     pub slot: usize,
     pub handle: Arc<WorkerHandle>,
+    /// Until the handshake: how the start is going. `None` once the worker is installed.
+    pub startup: Option<Startup>,
+    /// The OS process (a reader is for OS-process workers only).
+    pub os_pid: u32,
+}
+
+/// The start of a worker, as its starter and its reader share it.
+pub struct Startup {
+    /// Tells the starter that the handshake arrived (its startup timeout no longer applies).
+    pub handshaken: oneshot::Sender<()>,
+    /// Why the start failed, once it has: set by the starter when the startup timeout passed
+    /// (it then kills the worker), or here when the handshake is bad.
+    pub failure: Arc<OnceLock<String>>,
 }
 
 /// Why a worker's reply stream ended.
@@ -33,21 +46,15 @@ enum Ending {
 }
 
 impl Reader {
-    pub fn run(
-        self,
-        mut replies: std::fs::File,
-        mut child: Child,
-        ready: oneshot::Sender<Result<(), String>>,
-    ) {
+    pub fn run(mut self, mut replies: std::fs::File, mut child: Child) {
         let mut decoder = FrameDecoder::new(self.pool.config.max_frame_size);
-        let mut ready = Some(ready);
         let ending = loop {
             match decoder.next_frame() {
                 Err(error) => break Ending::Violation(error.to_string()),
                 Ok(Some(frame)) => {
-                    let result = match ready.take() {
-                        Some(ready) => handshake(frame, ready),
-                        None => self.reply(frame),
+                    let result = match self.startup.is_some() {
+                        true => self.handshake(frame),
+                        false => self.reply(frame),
                     };
                     if let Err(violation) = result {
                         break Ending::Violation(violation);
@@ -64,26 +71,64 @@ impl Reader {
             }
         };
         drop(replies);
-        if let Some(ready) = ready {
-            let _ = ready.send(Err(match &ending {
-                Ending::Violation(detail) => format!("bad handshake: {detail}"),
-                _ => "worker closed its reply pipe before its handshake".into(),
-            }));
-        }
         self.finish(ending, &mut child);
+    }
+
+    /// The first frame: the worker is installed (and gets work), or its start failed.
+    fn handshake(&mut self, frame: &[u8]) -> Result<(), String> {
+        let startup = self
+            .startup
+            .take()
+            .expect("called before the handshake only");
+        let _ = startup.handshaken.send(());
+        if let Some(failure) = startup.failure.get() {
+            self.startup = Some(startup_failed(failure.clone()));
+            return Err(failure.clone());
+        }
+        if let Err(message) = check_handshake(frame) {
+            self.startup = Some(startup_failed(message.clone()));
+            return Err(message);
+        }
+        match self.pool.worker_up(self.slot, &self.handle, None) {
+            Ok(()) => {
+                let (id, os_pid) = (self.handle.id.as_str(), self.os_pid);
+                self.pool
+                    .owner
+                    .event(|env| (atoms::worker_ready(), id, os_pid).encode(env));
+            }
+            // The pool is stopping: this worker goes at once.
+            Err(_) => self.handle.kill(None),
+        }
+        Ok(())
     }
 
     /// The worker is finished (it closed its replies or broke the protocol): nothing of it may
     /// be left; then the pool hears of it.
     fn finish(self, ending: Ending, child: &mut Child) {
-        let Reader { pool, slot, handle } = self;
+        let Reader {
+            pool,
+            slot,
+            handle,
+            startup,
+            os_pid,
+        } = self;
         // While stopping, the stop sequence signals the group (SIGTERM first).
         if !pool.processes.is_closed() {
-            handle.kill();
+            handle.kill(None);
         }
         let exit = describe_exit(child);
         // Kill anything the worker started that outlived it, then release the process group id.
         handle.signal_group(libc::SIGKILL);
+        if let Some(startup) = startup {
+            let why = match (startup.failure.get(), &ending) {
+                (Some(failure), _) => failure.clone(),
+                (None, Ending::Violation(detail)) => format!("bad handshake: {detail}"),
+                (None, _) => "worker closed its reply pipe before its handshake".into(),
+            };
+            let message = format!("worker {} failed to start: {why}", handle.id);
+            forget(&pool, &handle, os_pid);
+            return report_start_failure(&pool, slot, &message);
+        }
         let worker_id = handle.id.clone();
         let loss = match ending {
             Ending::Violation(detail) => PoolError::ProtocolError { worker_id, detail },
@@ -96,13 +141,9 @@ impl Reader {
                 exit: format!("{exit}; reading its replies failed: {error}"),
             },
         };
-        let removed = pool.worker_down(slot, handle.uid, loss);
-        crate::watchdog::unwatch(handle.os_pid);
-        if let Some(registry) = &pool.config.registry_file {
-            crate::registry::forget(registry, handle.os_pid);
-        }
-        pool.processes.untrack(&handle);
-        let (id, os_pid) = (handle.id.as_str(), handle.os_pid);
+        let removed = pool.worker_down(slot, handle.uid, loss, None);
+        forget(&pool, &handle, os_pid);
+        let id = handle.id.as_str();
         match removed {
             Removed::Crashed => pool
                 .owner
@@ -125,7 +166,10 @@ impl Reader {
             ));
         }
         let failed = matches!(reply, Reply::Error(_));
-        match self.pool.on_reply(self.slot, self.handle.uid, id, failed) {
+        match self
+            .pool
+            .on_reply(self.slot, self.handle.uid, id, failed, None)
+        {
             Completed::Request(None) | Completed::Stale => Ok(()),
             Completed::Request(Some(reply_to)) => {
                 match reply {
@@ -144,8 +188,35 @@ impl Reader {
     }
 }
 
-fn handshake(frame: &[u8], ready: oneshot::Sender<Result<(), String>>) -> Result<(), String> {
-    let result = match parse_handshake(frame) {
+/// A failed start: the pool schedules the retry; the owner logs why.
+pub fn report_start_failure(pool: &PoolRef, slot: usize, message: &str) {
+    pool.start_failed(slot, message);
+    pool.owner
+        .event(|env| (atoms::worker_start_failed(), message).encode(env));
+}
+
+/// The reaped worker's process group leaves the watchdog, the registry and the pool's list.
+fn forget(pool: &PoolRef, handle: &WorkerHandle, os_pid: u32) {
+    crate::watchdog::unwatch(os_pid);
+    if let Some(registry) = &pool.config.registry_file {
+        crate::registry::forget(registry, os_pid);
+    }
+    pool.processes.untrack(handle);
+}
+
+/// A startup already decided as failed (the handshake was late or bad), with why: kept until
+/// the worker is gone, so that the failure is reported once, by `finish`.
+fn startup_failed(why: String) -> Startup {
+    let (handshaken, _) = oneshot::channel();
+    Startup {
+        handshaken,
+        failure: Arc::new(OnceLock::from(why)),
+    }
+}
+
+/// The worker's first frame must be a ready handshake in our protocol version.
+fn check_handshake(frame: &[u8]) -> Result<(), String> {
+    match parse_handshake(frame) {
         Ok(Handshake::Ready { protocol, .. }) if protocol == PROTOCOL_VERSION => Ok(()),
         Ok(Handshake::Ready { protocol, .. }) => Err(format!(
             "worker speaks protocol {protocol}, this pool speaks {PROTOCOL_VERSION}"
@@ -165,9 +236,7 @@ fn handshake(frame: &[u8], ready: oneshot::Sender<Result<(), String>>) -> Result
             Err(text)
         }
         Err(error) => Err(format!("invalid handshake: {error}")),
-    };
-    let _ = ready.send(result.clone());
-    result
+    }
 }
 
 /// Waits for the child to be gone and says how it ended, when that can be known.

@@ -67,6 +67,27 @@ impl ReplyTo {
         });
     }
 
+    /// A reply that will never be sent: its environment is cleared and kept for reuse.
+    pub fn recycle(self, spares: &Spares) {
+        let ReplyTo { mut env, .. } = self;
+        env.clear();
+        spares.give(env);
+    }
+
+    /// Sends `{tag, outcome}` from a NIF call's environment (a BEAM worker answering, on a
+    /// scheduler thread, where an owned environment cannot send): the tag is copied into `env`.
+    pub fn send_from<'a>(self, env: Env<'a>, spares: &Spares, outcome: Term<'a>) {
+        let ReplyTo {
+            pid,
+            env: mut owned,
+            tag,
+        } = self;
+        let tag = owned.run(|owned_env| tag.load(owned_env).in_env(env));
+        let _ = env.send(&pid, (tag, outcome).encode(env));
+        owned.clear();
+        spares.give(owned);
+    }
+
     /// Must run on a thread the BEAM does not manage (`enif_send` rules); a dead caller is fine.
     /// The environment goes back to `spares` when given.
     fn send(self, spares: Option<&Spares>, outcome: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {

@@ -4,7 +4,7 @@
 //! the next deadline the core reports instead of polling.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustler::Encoder;
@@ -13,8 +13,9 @@ use tokio::sync::oneshot;
 
 use crate::atoms;
 use crate::pool::{Job, PoolRef};
+use crate::reader::{Reader, Startup};
 use crate::runtime::{on_spawner_thread, runtime};
-use crate::worker::{self, Spawned, WorkerHandle};
+use crate::worker::{self, Spawned};
 
 /// Worker uids are unique in the BEAM run, across pools.
 static NEXT_WORKER_UID: AtomicU64 = AtomicU64::new(1);
@@ -66,31 +67,32 @@ pub fn stop(pool: &PoolRef) {
         .await_gone(Duration::from_millis(pool.config.shutdown_grace_ms));
 }
 
-/// Spawns one worker for `slot`, waits for its handshake and installs it; a failure goes to the
-/// core, which schedules the retry.
+/// Starts one worker for `slot`: has the owner spawn a BEAM worker (`beam.rs`), which installs
+/// itself with its `beam_worker_ready` call, or spawns an OS process whose reader thread reads
+/// the handshake and tells the pool the outcome — installed, or failed — so that a worker's
+/// start and its end are reported in order, by one thread. This task only enforces the startup
+/// timeout.
 async fn start_worker(pool: PoolRef, slot: usize) {
-    match spawn_and_handshake(&pool, slot).await {
-        Ok(handle) => match pool.worker_up(slot, &handle) {
-            Ok(()) => {
-                let (id, os_pid) = (handle.id.clone(), handle.os_pid);
+    let uid = NEXT_WORKER_UID.fetch_add(1, Relaxed);
+    if pool.config.beam {
+        match crate::beam::start(&pool, slot, uid).await {
+            Ok(handle) => {
+                let (id, os_pid) = (handle.id.clone(), handle.os_pid());
                 pool.owner
                     .event(|env| (atoms::worker_ready(), id.as_str(), os_pid).encode(env));
             }
-            Err(_) => handle.kill(),
-        },
-        Err(message) => {
-            pool.start_failed(slot, &message);
-            pool.owner
-                .event(|env| (atoms::worker_start_failed(), message.as_str()).encode(env));
+            Err(message) => crate::reader::report_start_failure(&pool, slot, &message),
         }
+    } else if let Err(message) = spawn_worker(&pool, slot, uid).await {
+        crate::reader::report_start_failure(&pool, slot, &message);
     }
 }
 
-async fn spawn_and_handshake(pool: &PoolRef, slot: usize) -> Result<Arc<WorkerHandle>, String> {
-    let uid = NEXT_WORKER_UID.fetch_add(1, Relaxed);
+async fn spawn_worker(pool: &PoolRef, slot: usize, uid: u64) -> Result<(), String> {
     let config = pool.config.clone();
     let Spawned {
         handle,
+        os_pid,
         child,
         replies,
         stdout,
@@ -104,41 +106,40 @@ async fn spawn_and_handshake(pool: &PoolRef, slot: usize) -> Result<Arc<WorkerHa
             )
         })?;
     if !pool.processes.track(&handle) {
-        handle.kill();
+        handle.kill(None);
     }
     crate::output::forward(pool, &handle, stdout, false);
     crate::output::forward(pool, &handle, stderr, true);
 
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let reader = crate::reader::Reader {
+    let (handshaken, handshake_seen) = oneshot::channel();
+    let failure = Arc::new(OnceLock::new());
+    let reader = Reader {
         pool: pool.clone(),
         slot,
         handle: Arc::clone(&handle),
+        startup: Some(Startup {
+            handshaken,
+            failure: Arc::clone(&failure),
+        }),
+        os_pid,
     };
     let spawned = std::thread::Builder::new()
         .name(format!("snakepit-{}", handle.uid))
-        .spawn(move || reader.run(replies, child, ready_tx));
+        .spawn(move || reader.run(replies, child));
     if let Err(error) = spawned {
         // No reader to reap it: kill it here (the BEAM reaps its children itself).
-        handle.kill();
+        handle.kill(None);
         pool.processes.untrack(&handle);
         return Err(format!("cannot start a reader thread: {error}"));
     }
-
     let startup = Duration::from_millis(pool.config.startup_timeout_ms);
-    let outcome = match tokio::time::timeout(startup, ready_rx).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => Err("worker exited before its handshake".to_string()),
-        Err(_) => Err(format!(
+    if tokio::time::timeout(startup, handshake_seen).await.is_err() {
+        // The reader reports the failure once the worker is gone.
+        let _ = failure.set(format!(
             "worker sent no handshake within {} ms",
             pool.config.startup_timeout_ms
-        )),
-    };
-    match outcome {
-        Ok(()) => Ok(handle),
-        Err(message) => {
-            handle.kill();
-            Err(format!("worker {} failed to start: {message}", handle.id))
-        }
+        ));
+        handle.kill(None);
     }
+    Ok(())
 }

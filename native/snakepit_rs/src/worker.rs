@@ -1,5 +1,6 @@
-//! One worker OS process: how it is launched (fd 3 requests, fd 4 replies, own process group,
-//! parent-death signal, no inherited descriptors) and signalled.
+//! One worker: an OS process (how it is launched — fd 3 requests, fd 4 replies, own process
+//! group, parent-death signal, no inherited descriptors — and signalled), or a BEAM process
+//! running an Elixir adapter (`beam.rs`). The pool and its core treat both alike.
 
 use std::fs::File;
 use std::io;
@@ -8,6 +9,12 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
+use rustler::{Env, LocalPid};
+
+use snakepit_core::Send;
+use snakepit_protocol::request::{encode_cancel, encode_request, RequestHead};
+
+use crate::beam::BeamProcess;
 use crate::config::PoolConfig;
 use crate::request_pipe::RequestPipe;
 
@@ -15,20 +22,33 @@ use crate::request_pipe::RequestPipe;
 const CHILD_REQUEST_FD: RawFd = 3;
 const CHILD_REPLY_FD: RawFd = 4;
 
+/// The command health checks send to an OS process.
+const HEALTH_CHECK_COMMAND: &str = "ping";
+
 /// Shared handle to a running worker, held by the pool and by the worker's reader thread.
 pub struct WorkerHandle {
     /// Unique across the BEAM run; tells a replacement apart from the worker it replaced.
     pub uid: u64,
     /// Human-readable id (`<pool>_worker_<uid>`), used in logs, stats and errors.
     pub id: String,
-    pub os_pid: u32,
-    /// Write end of the request pipe.
-    requests: Arc<RequestPipe>,
+    endpoint: Endpoint,
+}
+
+/// Where a worker's requests go.
+enum Endpoint {
+    /// An OS process: frames are written to its request pipe.
+    Process {
+        os_pid: u32,
+        requests: Arc<RequestPipe>,
+    },
+    /// A BEAM process: requests are sent as messages.
+    Beam(BeamProcess),
 }
 
 /// A freshly spawned worker: its handle plus the ends only the reader and log tasks use.
 pub struct Spawned {
     pub handle: Arc<WorkerHandle>,
+    pub os_pid: u32,
     pub child: Child,
     pub replies: File,
     pub stdout: ChildStdout,
@@ -36,33 +56,102 @@ pub struct Spawned {
 }
 
 impl WorkerHandle {
-    /// Writes a whole frame to the worker (see `RequestPipe::send`).
-    pub fn send_frame(&self, frame: Vec<u8>) {
-        self.requests.send(frame);
+    /// A worker that is a BEAM process.
+    pub fn beam(uid: u64, id: String, process: BeamProcess) -> Self {
+        WorkerHandle {
+            uid,
+            id,
+            endpoint: Endpoint::Beam(process),
+        }
     }
 
-    /// Closes the request pipe: a well-behaved worker exits on end of file.
-    pub fn close_requests(&self) {
-        self.requests.close();
+    /// The OS process id; `None` for a BEAM worker.
+    pub fn os_pid(&self) -> Option<u32> {
+        match &self.endpoint {
+            Endpoint::Process { os_pid, .. } => Some(*os_pid),
+            Endpoint::Beam(_) => None,
+        }
     }
 
-    /// Asks the worker to go and makes sure it does.
-    pub fn kill(&self) {
-        self.close_requests();
-        self.signal_group(libc::SIGKILL);
+    /// The BEAM process of a BEAM worker.
+    pub fn beam_pid(&self) -> Option<LocalPid> {
+        match &self.endpoint {
+            Endpoint::Process { .. } => None,
+            Endpoint::Beam(process) => Some(process.pid()),
+        }
     }
 
-    /// Signals the worker's whole process group (the worker and anything it started).
+    /// Hands the worker a request, a cancel or a health check. `env` is the calling NIF's
+    /// environment when on a BEAM thread (a BEAM worker's message is sent from it).
+    pub fn send(&self, env: Option<Env>, send: Send) {
+        match &self.endpoint {
+            // An OS process gets a frame (see `RequestPipe::send`).
+            Endpoint::Process { requests, .. } => requests.send(match send {
+                Send::Frame(frame) => frame,
+                Send::Cancel(id) => encode_cancel(id),
+                Send::HealthCheck(id) => health_check_frame(id),
+            }),
+            Endpoint::Beam(process) => process.send(env, send),
+        }
+    }
+
+    /// Asks the worker to exit: closes an OS process's request pipe (a well-behaved worker exits
+    /// on end of file); tells a BEAM worker to finish.
+    pub fn close_requests(&self, env: Option<Env>) {
+        match &self.endpoint {
+            Endpoint::Process { requests, .. } => requests.close(),
+            Endpoint::Beam(process) => process.close(env),
+        }
+    }
+
+    /// Asks the worker to go and makes sure it does: SIGKILL to an OS process's group; a BEAM
+    /// process is killed by the pool's owner.
+    pub fn kill(&self, env: Option<Env>) {
+        match &self.endpoint {
+            Endpoint::Process { .. } => {
+                self.close_requests(env);
+                self.signal_group(libc::SIGKILL);
+            }
+            Endpoint::Beam(process) => process.kill(env),
+        }
+    }
+
+    /// Signals an OS worker's whole process group (the worker and anything it started). A BEAM
+    /// worker has no process group: nothing happens.
     pub fn signal_group(&self, signal: libc::c_int) {
-        unsafe {
-            libc::kill(-(self.os_pid as libc::pid_t), signal);
+        if let Endpoint::Process { os_pid, .. } = &self.endpoint {
+            unsafe {
+                libc::kill(-(*os_pid as libc::pid_t), signal);
+            }
         }
     }
 }
 
+/// A health check: an ordinary `ping` request (see docs/protocol.md).
+fn health_check_frame(id: u64) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(96);
+    let head = RequestHead {
+        command: HEALTH_CHECK_COMMAND,
+        session_id: None,
+        stream: false,
+    };
+    let no_args = |out: &mut Vec<u8>| {
+        out.extend_from_slice(b"{}");
+        Ok::<(), ()>(())
+    };
+    encode_request(&mut frame, id, &head, no_args, usize::MAX)
+        .expect("a health check frame is small");
+    frame
+}
+
+/// A worker's human-readable id: `<pool>_worker_<uid>`.
+pub fn worker_id(config: &PoolConfig, uid: u64) -> String {
+    format!("{}_worker_{}", config.name, uid)
+}
+
 /// Spawns a worker. Must run on the spawner thread (see `runtime`).
 pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
-    let id = format!("{}_worker_{}", config.name, uid);
+    let id = worker_id(config, uid);
     let (request_read, request_write) = pipe()?;
     let (reply_read, reply_write) = pipe()?;
 
@@ -124,11 +213,14 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
     let handle = Arc::new(WorkerHandle {
         uid,
         id,
-        os_pid,
-        requests: RequestPipe::new(request_write)?,
+        endpoint: Endpoint::Process {
+            os_pid,
+            requests: RequestPipe::new(request_write)?,
+        },
     });
     Ok(Spawned {
         handle,
+        os_pid,
         stdout: child.stdout.take().expect("piped stdout"),
         stderr: child.stderr.take().expect("piped stderr"),
         child,

@@ -7,6 +7,7 @@ use rustler::types::tuple::get_tuple;
 use rustler::{BigInt, Binary, MapIterator, Term, TermType};
 use snakepit_protocol::json::write_json_str;
 
+use super::calendar::{self, CalendarKind};
 use super::MAX_DEPTH;
 use crate::atoms;
 
@@ -119,10 +120,18 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
 
     fn write_map(&mut self, term: Term<'a>) -> Result<(), EncodeError> {
         let entries = MapIterator::new(term).ok_or_else(|| self.error("unreadable map"))?;
+        let start = self.out.len();
         self.out.push(b'{');
         let mut first_kind = None;
         let mut mixed_kinds = false;
         for (index, (key, value)) in entries.enumerate() {
+            // A struct is a map with an atom under `__struct__` (as Elixir and Jason see it):
+            // spotted as its keys go by, one word comparison per key, so that a plain map pays
+            // no lookup. What was written of it is dropped.
+            if atoms::struct_() == key && value.get_type() == TermType::Atom {
+                self.out.truncate(start);
+                return self.write_struct(term, value);
+            }
             if index > 0 {
                 self.out.push(b',');
             }
@@ -143,6 +152,28 @@ impl<'o, 'a> JsonWriter<'o, 'a> {
             self.check_key_collisions(term)?;
         }
         Ok(())
+    }
+
+    /// Calendar structs become the ISO 8601 strings Jason writes for them; any other struct is
+    /// refused (JSON would lose what it is, and upstream's Jason refuses a struct that does not
+    /// implement its encoder).
+    fn write_struct(&mut self, map: Term<'a>, module: Term<'a>) -> Result<(), EncodeError> {
+        match CalendarKind::of(module) {
+            Some(kind) => {
+                calendar::write_iso8601(self.out, kind, map).map_err(|reason| self.error(&reason))
+            }
+            None => {
+                let name = module
+                    .atom_to_string()
+                    .unwrap_or_else(|_| "<module beyond Latin-1>".to_string());
+                let name = name.strip_prefix("Elixir.").unwrap_or(&name);
+                Err(self.error(&format!(
+                    "a {name} struct cannot be sent to a worker: only Date, Time, NaiveDateTime \
+                     and DateTime structs are converted (to ISO 8601 strings); convert it to a \
+                     map (e.g. with Map.from_struct/1) or a string first"
+                )))
+            }
+        }
     }
 
     /// JSON keys are strings: atoms and UTF-8 binaries as they are, integers in decimal.

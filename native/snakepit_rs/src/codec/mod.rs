@@ -5,6 +5,10 @@
 //! an improper list, map keys that would become the same JSON key) is reported with where it was,
 //! e.g. `args.user["ids"][2]`.
 //!
+//! Structs are maps with an atom under `__struct__`: the calendar ones (`Date`, `Time`,
+//! `NaiveDateTime`, `DateTime` in `Calendar.ISO`) are written as the ISO 8601 strings Jason
+//! writes for them (`calendar`), any other is refused, naming it and where it was.
+//!
 //! Decoding parses the JSON text and builds terms as it goes (no intermediate value): objects
 //! become maps with string keys, arrays lists, `null` `nil`. It is a parser of its own rather than
 //! serde_json's because serde_json turns an integer beyond 64 bits into a float (its exact digits
@@ -15,6 +19,7 @@
 //! (rustler's `big_integer` feature), off the common path. Both ways nest at most [`MAX_DEPTH`]
 //! levels, so that whatever can be sent can be received back.
 
+mod calendar;
 mod decode;
 mod encode;
 

@@ -1,7 +1,9 @@
 //! The NIF entry points `Snakepit.Native` binds, one file per group (the Elixir stubs carry the
-//! same prefixes): `pool_*` life cycle and introspection, requests, and the codec. Each is thin:
+//! same prefixes): `pool_*` life cycle and introspection, requests, BEAM workers (`beam_worker_*`), and the
+//! codec. Each is thin:
 //! decode arguments, call the pool, encode the answer.
 
+mod beam;
 mod codec;
 mod pool;
 mod request;

@@ -20,7 +20,10 @@ fn pool_start(env: Env, config: PoolConfig, owner: LocalPid) -> NifResult<Term> 
     let (pool, jobs) = Pool::new(config, owner);
     let pool = ResourceArc::new(pool);
     // However the owner dies, the workers stop (see `resource.rs`).
-    env.monitor(&pool, &owner);
+    if env.monitor(&pool, &owner).is_none() {
+        pool.begin_stop(Some(env));
+        return Err(rustler::Error::BadArg);
+    }
     crate::supervisor::start(pool.clone(), jobs);
     Ok(pool.encode(env))
 }
@@ -80,7 +83,7 @@ fn pool_stats(env: Env, pool: PoolRef) -> Term {
         .unwrap()
 }
 
-/// One map per slot in use: `id`, `os_pid`, `status`, `requests`.
+/// One map per slot in use: `id`, `os_pid`, `status`, `requests`, and `pid` for a BEAM worker.
 #[rustler::nif]
 fn pool_workers(env: Env, pool: PoolRef) -> Term {
     let workers: Vec<Term> = pool
@@ -96,12 +99,17 @@ fn pool_workers(env: Env, pool: PoolRef) -> Term {
                 SlotStatus::Draining => atoms::draining(),
             };
             let worker = info.worker.as_ref();
-            Term::map_new(env)
+            let map = Term::map_new(env)
                 .map_put(atom(env, "id"), worker.map(|w| w.id.as_str()))
-                .and_then(|m| m.map_put(atom(env, "os_pid"), worker.map(|w| w.os_pid)))
+                .and_then(|m| m.map_put(atom(env, "os_pid"), worker.and_then(|w| w.os_pid())))
                 .and_then(|m| m.map_put(atom(env, "status"), status))
                 .and_then(|m| m.map_put(atom(env, "requests"), info.requests))
-                .unwrap()
+                .unwrap();
+            // A BEAM worker (os_pid nil) also gives its process.
+            match worker.and_then(|w| w.beam_pid()) {
+                Some(pid) => map.map_put(atom(env, "pid"), pid).unwrap(),
+                None => map,
+            }
         })
         .collect();
     workers.encode(env)
@@ -110,7 +118,11 @@ fn pool_workers(env: Env, pool: PoolRef) -> Term {
 /// OS pids of every worker process not yet reaped (including ones still starting).
 #[rustler::nif]
 fn pool_os_pids(pool: PoolRef) -> Vec<u32> {
-    pool.processes.snapshot().iter().map(|w| w.os_pid).collect()
+    pool.processes
+        .snapshot()
+        .iter()
+        .filter_map(|w| w.os_pid())
+        .collect()
 }
 
 fn atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {

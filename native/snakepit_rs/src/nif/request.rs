@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rustler::{Encoder, Env, Term};
 
-use snakepit_core::{Deadline, Request, Submitted};
+use snakepit_core::{Deadline, Request, Send, Submitted};
 use snakepit_protocol::request::{encode_request, RequestError, RequestHead};
 
 use crate::atoms;
@@ -113,7 +113,7 @@ fn try_submit<'a>(
         timeout: Duration::from_millis(timeout_ms),
     };
     match pool.submit(request) {
-        Ok(Submitted::Run { worker, frame }) => worker.send_frame(frame),
+        Ok(Submitted::Run { worker, frame }) => worker.send(Some(env), Send::Frame(frame)),
         Ok(Submitted::Queued) => {
             // Monitored only while it waits, and set outside the pool's lock: so that a caller
             // that dies in the queue is dropped (see `resource.rs`).
@@ -127,7 +127,10 @@ fn try_submit<'a>(
                 }
             }
         }
-        Err((rejected, _request)) => return Err(rejected.into()),
+        Err((rejected, request)) => {
+            request.reply.recycle(&pool.spares);
+            return Err(rejected.into());
+        }
     }
     Ok(id)
 }
@@ -138,7 +141,10 @@ fn try_submit<'a>(
 fn pool_check_deadline(env: Env, pool: PoolRef, request_id: u64) -> Term {
     match pool.check_deadline(env, request_id) {
         Deadline::Wait(left) => {
-            let ms = (left.as_micros() as u64).div_ceil(1000).max(1);
+            // `receive ... after` takes at most 2^32 - 1 ms: a longer wait is checked again then.
+            let ms = (left.as_micros() as u64)
+                .div_ceil(1000)
+                .clamp(1, u64::from(u32::MAX));
             (atoms::wait(), ms).encode(env)
         }
         Deadline::Expired(failure) => {
