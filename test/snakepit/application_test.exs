@@ -266,11 +266,15 @@ defmodule Snakepit.ApplicationTest do
       configure(2)
       Application.put_env(:snakepit, :pooling_enabled, false)
 
+      # With pooling disabled in the config, upstream's v0.13 only starts a pool when asked to.
       {result, os_pids} =
-        Snakepit.run_as_script(fn ->
-          {:ok, %{"status" => "pong"} = pong} = Snakepit.execute("ping", %{})
-          {pong["status"], Snakepit.Pool.os_pids()}
-        end)
+        Snakepit.run_as_script(
+          fn ->
+            {:ok, %{"status" => "pong"} = pong} = Snakepit.execute("ping", %{})
+            {pong["status"], Snakepit.Pool.os_pids()}
+          end,
+          await_pool: true
+        )
 
       assert result == "pong"
       assert length(os_pids) == 2
