@@ -113,7 +113,9 @@ defmodule SnakepitRs.MixProject do
       deps: [],
       description:
         "Snakepit's API on a Rust worker-pool core: pools of Python (or any) worker processes",
-      package: [files: ~w(lib native priv/python mix.exs Cargo.toml Cargo.lock README.md docs)]
+      package: [
+        files: ~w(lib native priv/python mix.exs Cargo.toml Cargo.lock README.md docs guides)
+      ]
     ]
   end
 
