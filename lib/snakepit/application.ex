@@ -21,8 +21,10 @@ defmodule Snakepit.Application do
   def start(_type, _args) do
     # The configuration first: an invalid one raises before anything starts.
     env = Application.get_all_env(:snakepit)
-    Enum.each(Snakepit.Config.ignored(env), &Logger.warning/1)
+    # The level first, so that `log_level` also quiets the warnings about the configuration.
     log_level = Snakepit.Config.log_level!(env)
+    if log_level, do: Logger.put_application_level(:snakepit_rs, log_level)
+    Enum.each(Snakepit.Config.ignored(env), &Logger.warning/1)
 
     pools =
       if Snakepit.Config.pooling_enabled?(env),
@@ -32,7 +34,6 @@ defmodule Snakepit.Application do
     Snakepit.Config.remember_default_pool(env)
     run_id()
     Snakepit.ProcessRegistry.init()
-    if log_level, do: Logger.put_application_level(:snakepit_rs, log_level)
 
     children = [
       {DynamicSupervisor, name: Snakepit.PoolSupervisor, strategy: :one_for_one} | pools

@@ -45,9 +45,11 @@ defmodule Snakepit.Call do
             with {:ok, pending} <- submit_entry(entry, command, args, opts), do: await(pending)
 
           {:error, _} = not_running ->
-            if process = process_of(pool),
-              do: call_process(process, command, args, opts),
-              else: not_running
+            cond do
+              process = process_of(pool) -> call_process(process, command, args, opts)
+              name = opts[:pool_name] -> {:error, pool_not_found(name)}
+              true -> not_running
+            end
         end
       end
 
@@ -216,6 +218,9 @@ defmodule Snakepit.Call do
   end
 
   defp with_call_details(result, _command, _pool, _opts), do: result
+
+  defp pool_not_found(name),
+    do: Error.new(:pool_not_found, "no pool named #{inspect(name)} is running")
 
   ## A pool that is another process
 

@@ -226,6 +226,18 @@ defmodule Snakepit.Config do
   end
 
   @doc """
+  Upstream's gRPC listener settings, asked by its examples' bootstrap (`ensure_grpc_port!/0`).
+  snakepit_rs has no listener — workers talk over pipes — so it is always `{:ok, %{mode:
+  :internal}}`, the answer that needs no port.
+  """
+  @spec grpc_listener_config() :: {:ok, %{mode: :internal}}
+  def grpc_listener_config, do: {:ok, %{mode: :internal}}
+
+  @doc "`grpc_listener_config/0`'s value."
+  @spec grpc_listener_config!() :: %{mode: :internal}
+  def grpc_listener_config!, do: %{mode: :internal}
+
+  @doc """
   The registered name of the pool upstream code calls `name`: `Snakepit.Pool` for the default
   pool's name, else `name` itself.
   """

@@ -33,6 +33,7 @@ defmodule Snakepit.Error do
   | `:unsupported_call` | validation | a `GenServer.call/3` to a pool's process that it does not answer |
   | `:pool_saturated` | pool | `:max_queue_size` requests are already waiting |
   | `:pool_not_initialized` | pool | the pool is not running, or none of its workers could start |
+  | `:pool_not_found` | pool | `pool_name:` names no running pool (upstream's reason) |
   | `:pool_shutdown` | pool | the pool stopped before the request finished |
   | `:circuit_open` | pool | no worker runs and the last `:max_start_failures` starts failed |
   | `:queue_timeout` | timeout | no worker became free within `:queue_timeout`; the request never ran |
@@ -108,6 +109,7 @@ defmodule Snakepit.Error do
     unsupported_call: :validation,
     pool_saturated: :pool,
     pool_not_initialized: :pool,
+    pool_not_found: :pool,
     pool_shutdown: :pool,
     circuit_open: :pool,
     queue_timeout: :timeout,

@@ -103,7 +103,8 @@ defmodule Snakepit.Pool do
   """
   @spec await_ready(pool(), timeout()) :: :ok | {:error, Error.t()}
   def await_ready(pool \\ __MODULE__, timeout \\ 15_000) do
-    GenServer.call(pool, :await_ready, timeout)
+    server = if is_atom(pool), do: Snakepit.Config.pool(pool), else: pool
+    GenServer.call(server, :await_ready, timeout)
   catch
     :exit, {:timeout, _} ->
       {:error,
@@ -131,6 +132,17 @@ defmodule Snakepit.Pool do
   @doc "Same as `Snakepit.list_workers/1`."
   @spec list_workers(pool()) :: [map()]
   def list_workers(pool \\ __MODULE__), do: Snakepit.list_workers(pool)
+
+  @doc """
+  Upstream's `get_stats(pool_server, pool_name)`: here each named pool is a pool of its own, so
+  this is `Snakepit.get_stats(pool_name)`.
+  """
+  @spec get_stats(pool(), atom()) :: map()
+  def get_stats(_pool_server, pool_name), do: Snakepit.get_stats(pool_name)
+
+  @doc "Upstream's `list_workers(pool_server, pool_name)`: `Snakepit.list_workers(pool_name)`."
+  @spec list_workers(pool(), atom()) :: [map()]
+  def list_workers(_pool_server, pool_name), do: Snakepit.list_workers(pool_name)
 
   @doc "Upstream's name for `await_ready/2`: the whole first round of starts has ended."
   defdelegate await_init_complete(pool \\ __MODULE__, timeout \\ 15_000),

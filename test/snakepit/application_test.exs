@@ -151,7 +151,16 @@ defmodule Snakepit.ApplicationTest do
       assert %{workers: 1, requests: 2} = Snakepit.get_stats(Snakepit.Pool)
       assert %{workers: 2, requests: 3} = Snakepit.get_stats(:second)
 
-      assert {:error, %Snakepit.Error{reason: :pool_not_initialized}} =
+      # The default pool answers to its upstream name everywhere a pool is named.
+      assert :ok = Snakepit.Pool.await_ready(:default)
+      assert %{workers: 1, requests: 2} = Snakepit.get_stats(:default)
+      assert [_] = Snakepit.list_workers(:default)
+
+      # Upstream's two-argument forms (its pools live inside one `Snakepit.Pool` process).
+      assert %{workers: 2} = Snakepit.Pool.get_stats(Snakepit.Pool, :second)
+      assert [_, _] = Snakepit.Pool.list_workers(Snakepit.Pool, :second)
+
+      assert {:error, %Snakepit.Error{reason: :pool_not_found, category: :pool}} =
                Snakepit.execute("ping", %{}, pool_name: :missing)
     end
 
@@ -194,9 +203,14 @@ defmodule Snakepit.ApplicationTest do
     end
 
     test "log_level sets our modules' Logger level while :snakepit runs" do
+      forward_to_self()
       Application.put_env(:snakepit, :log_level, :error)
+      # A key snakepit_rs does not read: its warning is below the level asked for.
+      Application.put_env(:snakepit, :grpc_port, 50_051)
       {:ok, _} = Application.ensure_all_started(:snakepit)
       assert Logger.get_module_level(Snakepit.Pool) == [{Snakepit.Pool, :error}]
+      # Logger handlers run in the logging process: a warning would be in the mailbox by now.
+      refute_received {:log, :warning, _, _}
 
       Application.stop(:snakepit)
       assert Logger.get_module_level(Snakepit.Pool) == []

@@ -14,6 +14,7 @@ defmodule Snakepit.ErrorTest do
     unsupported_call: :validation,
     pool_saturated: :pool,
     pool_not_initialized: :pool,
+    pool_not_found: :pool,
     pool_shutdown: :pool,
     circuit_open: :pool,
     queue_timeout: :timeout,

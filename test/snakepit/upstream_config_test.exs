@@ -281,4 +281,10 @@ defmodule Snakepit.UpstreamConfigTest do
       assert raises(pool_config: %{adapter_env: [{"A", self()}]}) =~ "`pool_config.adapter_env`"
     end
   end
+
+  test "upstream's gRPC listener question has the answer that needs no port" do
+    # Upstream's examples' bootstrap (`ensure_grpc_port!/0`) asks this before starting.
+    assert {:ok, %{mode: :internal}} = Config.grpc_listener_config()
+    assert %{mode: :internal} = Config.grpc_listener_config!()
+  end
 end

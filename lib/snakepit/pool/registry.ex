@@ -80,7 +80,17 @@ defmodule Snakepit.Pool.Registry do
   # A pid stands for the pool whose process it is: pools register their process under their
   # name, so the pid's registered name finds the entry.
   defp entry(pool) when is_pid(pool), do: if(name = pool_name(pool), do: entry(name))
-  defp entry(pool), do: :persistent_term.get(key(pool), nil)
+  # An atom is a registered pool name or, on a miss, upstream's name for the default pool (the
+  # first `pools:` entry's `name`, or `:default`; see `Snakepit.Config.pool/1`).
+  defp entry(pool) do
+    case :persistent_term.get(key(pool), nil) do
+      nil when is_atom(pool) -> aliased_entry(pool, Snakepit.Config.pool(pool))
+      entry -> entry
+    end
+  end
+
+  defp aliased_entry(pool, pool), do: nil
+  defp aliased_entry(_name, pool), do: :persistent_term.get(key(pool), nil)
 
   defp pool_name(pid) when node(pid) == node() do
     case Process.info(pid, :registered_name) do
