@@ -438,7 +438,9 @@ defmodule Snakepit.Config do
     profile |> put_all(before) |> put_all(heartbeat) |> put_all(after_)
   end
 
-  defp profile_options(nil), do: []
+  # No profile and no timeout key: v0.13's defaults (its `:balanced` profile), so that a pool
+  # configured as upstream's runs commands as long as upstream's did.
+  defp profile_options(nil), do: profile_options(:balanced)
 
   defp profile_options(profile) do
     case Map.fetch(@timeout_profiles, profile) do

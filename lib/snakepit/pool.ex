@@ -112,6 +112,9 @@ defmodule Snakepit.Pool do
 
     :exit, {:noproc, _} ->
       {:error, Error.new(:pool_not_initialized, "pool #{inspect(pool)} is not running")}
+
+    :exit, {reason, _} ->
+      {:error, Error.new(:pool_shutdown, "pool #{inspect(pool)} stopped: #{inspect(reason)}")}
   end
 
   @doc "OS pids of every worker process of the pool that has not been reaped."
@@ -249,6 +252,11 @@ defmodule Snakepit.Pool do
   def handle_info({:snakepit_beam, order}, state) do
     {:noreply,
      %{state | beam_workers: BeamWorkers.handle(state.beam_workers, state.native, order)}}
+  rescue
+    # Only the native pool sends these; anything malformed is someone else's message.
+    error ->
+      Logger.warning("pool #{inspect(state.name)} ignored #{inspect(order)}: #{inspect(error)}")
+      {:noreply, state}
   end
 
   # Exits of linked BEAM workers (the native pool hears of them) and ports (e.g. the interpreter
@@ -269,14 +277,33 @@ defmodule Snakepit.Pool do
 
   @impl true
   def terminate(_reason, state) do
+    reply_waiters(
+      state,
+      {:error, Error.new(:pool_shutdown, "pool #{inspect(state.name)} stopped")}
+    )
+
     Registry.unregister(state.name)
     Hooks.unregister(state.native)
     Native.pool_stop(state.native)
     BeamWorkers.stop(state.beam_workers)
   end
 
-  # Answers a `GenServer.call/3` caller from another process, with what `fun` returns.
-  defp reply_later(from, fun), do: spawn(fn -> GenServer.reply(from, fun.()) end)
+  # Answers a `GenServer.call/3` caller from another process, with what `fun` returns — or an
+  # error if `fun` does not return (a caller waiting on the pool never waits for nothing).
+  defp reply_later(from, fun) do
+    spawn(fn ->
+      reply =
+        try do
+          fun.()
+        catch
+          kind, reason ->
+            message = Exception.format_banner(kind, reason)
+            {:error, Error.new(:pool_shutdown, "the request failed: #{message}")}
+        end
+
+      GenServer.reply(from, reply)
+    end)
+  end
 
   ## Events
 
@@ -339,6 +366,13 @@ defmodule Snakepit.Pool do
 
   defp handle_event({:worker_start_failed, message}, state) do
     Logger.error(message)
+    state
+  end
+
+  defp handle_event(event, state), do: ignore_event(event, state)
+
+  defp ignore_event(event, state) do
+    Logger.warning("pool #{inspect(state.name)} ignored an unknown event: #{inspect(event)}")
     state
   end
 

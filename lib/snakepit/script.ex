@@ -26,7 +26,7 @@ defmodule Snakepit.Script do
     maybe_restart(options)
     # Owning Snakepit means starting its supervision tree, not merely an application name.
     owned? = not Applications.tree_running?()
-    {:ok, started_apps} = Applications.ensure_started()
+    started_apps = started!(Applications.ensure_started())
     exit_mode = Options.effective_exit_mode(options.exit_mode, owned?, Options.no_halt?())
 
     {startup, owned_pool} = start_pools(options)
@@ -52,6 +52,25 @@ defmodule Snakepit.Script do
 
   ## Starting
 
+  # A configuration error raises as it would at the application's own start (an `ArgumentError`
+  # naming the key), not as a match error here.
+  defp started!({:ok, started_apps}), do: started_apps
+
+  defp started!({:error, reason}) do
+    case argument_error(reason) do
+      nil -> raise RuntimeError, "Snakepit could not start: #{inspect(reason)}"
+      error -> raise error
+    end
+  end
+
+  # The `ArgumentError` somewhere in an application's start failure (its shape varies).
+  defp argument_error(%ArgumentError{} = error), do: error
+
+  defp argument_error(term) when is_tuple(term),
+    do: term |> Tuple.to_list() |> Enum.find_value(&argument_error/1)
+
+  defp argument_error(_term), do: nil
+
   # `restart: true` (or `:auto` with `stop_mode: :always` in a Mix project, as upstream) stops a
   # running Snakepit so that it starts again from the current configuration, and is then this
   # call's own.
@@ -60,7 +79,8 @@ defmodule Snakepit.Script do
 
     if running != [] and restart?(options.restart, options.stop_mode) do
       Logger.info("run_as_script: restarting Snakepit to apply the current configuration")
-      Applications.stop(running)
+      # Only the application that carries the tree: the host's own `:snakepit_rs` stays.
+      Applications.stop(Enum.filter(running, &(&1 == :snakepit)))
     end
   end
 

@@ -84,16 +84,15 @@ defmodule Snakepit.Adapter.Hooks do
            other
          )}
     end
-  rescue
-    exception ->
+  catch
+    kind, reason ->
       {:error,
        error(
          :invalid_result,
          adapter,
          "process_response/2",
-         "raised: " <>
-           Exception.message(exception),
-         exception
+         caught(kind, reason),
+         reason
        )}
   end
 
@@ -119,16 +118,15 @@ defmodule Snakepit.Adapter.Hooks do
     else
       {:ok, args}
     end
-  rescue
-    exception ->
+  catch
+    kind, reason ->
       {:error,
        error(
          :invalid_args,
          adapter,
          "prepare_args/2",
-         "raised: " <>
-           Exception.message(exception),
-         exception
+         caught(kind, reason),
+         reason
        )}
   end
 
@@ -141,9 +139,16 @@ defmodule Snakepit.Adapter.Hooks do
         _ -> nil
       end
     end
-  rescue
-    _ -> nil
+  catch
+    _kind, _reason -> nil
   end
+
+  # What a callback did instead of returning: raised, threw or exited.
+  defp caught(:error, reason),
+    do: "raised: " <> Exception.message(Exception.normalize(:error, reason, []))
+
+  defp caught(:throw, value), do: "threw: #{inspect(value)}"
+  defp caught(:exit, reason), do: "exited: #{inspect(reason)}"
 
   defp error(reason, adapter, callback, what, cause),
     do:

@@ -25,6 +25,7 @@ defmodule Snakepit.Pool.Options do
           | :pid
           | :pool
           | :session_id
+          | :affinity
           | {:or_nil, type()}
 
   @pool_schema [
@@ -153,6 +154,13 @@ defmodule Snakepit.Pool.Options do
       type: {:or_nil, :session_id},
       default: nil,
       doc: "the session the request belongs to; the worker sees it (`self.session_id` in Python)"
+    ],
+    affinity: [
+      type: {:or_nil, :affinity},
+      default: nil,
+      doc:
+        "upstream v0.13's session affinity mode for this call; accepted so that upstream's " <>
+          "calls run, and not acted on yet (sessions are routed by `:session_id` alone)"
     ]
   ]
 
@@ -286,6 +294,7 @@ defmodule Snakepit.Pool.Options do
   def describe(:pid), do: "a pid"
   def describe(:pool), do: "a pool's name (an atom) or a pid"
   def describe(:session_id), do: "a non-empty UTF-8 string"
+  def describe(:affinity), do: "`:hint`, `:strict_queue` or `:strict_fail_fast`"
   def describe({:or_nil, type}), do: "nil or #{describe(type)}"
 
   defp valid?(:atom, value), do: is_atom(value) and value != nil
@@ -303,6 +312,7 @@ defmodule Snakepit.Pool.Options do
   defp valid?(:pid, value), do: is_pid(value)
   defp valid?(:pool, value), do: is_pid(value) or (is_atom(value) and value != nil)
   defp valid?(:session_id, value), do: is_binary(value) and value != "" and String.valid?(value)
+  defp valid?(:affinity, value), do: value in [:hint, :strict_queue, :strict_fail_fast]
   defp valid?({:or_nil, type}, value), do: is_nil(value) or valid?(type, value)
 
   defp valid?(:env, value) do
