@@ -19,7 +19,17 @@ def settle(value):
 
     if _loop is None or _loop.is_closed():
         _loop = asyncio.new_event_loop()
-    return _loop.run_until_complete(value)
+    task = asyncio.ensure_future(value, loop=_loop)
+    try:
+        return _loop.run_until_complete(task)
+    except BaseException:
+        # Interrupted while the task waited (SIGTERM, or an exception raised
+        # in this thread to cancel the request): cancel it, so that it ends
+        # (with CancelledError, the next time the loop runs) rather than go
+        # on inside a later request.
+        if not task.done():
+            task.cancel()
+        raise
 
 
 def close():

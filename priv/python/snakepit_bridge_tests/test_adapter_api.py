@@ -302,5 +302,29 @@ class AsyncHooksTest(unittest.TestCase):
         self.assertTrue(frames[2]["done"])
 
 
+class InterruptedCoroutineTest(unittest.TestCase):
+    def test_an_interrupted_async_tool_is_cancelled_not_resumed_later(self):
+        from snakepit_bridge import coroutines
+
+        self.addCleanup(coroutines.close)
+        log = []
+
+        def interrupt():
+            raise KeyboardInterrupt  # escapes the loop, as SIGTERM's exception does
+
+        async def waits_forever():
+            asyncio.get_running_loop().call_soon(interrupt)
+            try:
+                await asyncio.get_running_loop().create_future()
+            except asyncio.CancelledError:
+                log.append("cancelled")
+                raise
+
+        with self.assertRaises(KeyboardInterrupt):
+            coroutines.settle(waits_forever())
+        self.assertEqual(coroutines.settle(asyncio.sleep(0, "next")), "next")
+        self.assertEqual(log, ["cancelled"])
+
+
 if __name__ == "__main__":
     unittest.main()
