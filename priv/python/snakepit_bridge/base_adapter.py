@@ -1,4 +1,4 @@
-"""The adapter base class and the ``@tool`` decorator.
+"""The adapter base class.
 
 An adapter is a class whose ``@tool`` methods are the commands a worker
 answers. The worker calls a tool with the request's ``args`` as keyword
@@ -11,102 +11,61 @@ arguments and sends back what it returns::
         def add(self, a, b):
             return a + b
 
+An adapter may instead route every request itself, as upstream's adapters
+do, by defining ``execute_tool(self, tool_name, arguments, context)``; it
+is then called for every command, and ``self.call_tool(name, **args)``
+reaches the ``@tool`` methods.
+
 Every adapter inherits the built-in tools ``ping``, ``echo`` and
 ``describe``; a subclass tool of the same name replaces the built-in one.
+
+One instance serves every request of a worker: ``initialize()`` runs once
+before the worker reports ready, ``cleanup()`` once when it stops (both may
+be ``async def``), and state kept on ``self`` lasts (upstream builds an
+instance per request; see guides/migrating.md).
 """
 
 import os
 import time
 
-# Attribute under which @tool stores a function's ToolSpec.
-_SPEC_ATTR = "__snakepit_tool__"
+from .tools import ToolMetadata, collect_tools, registrations, spec_of, tool
 
-# co_flags bit of a generator function's code object (see the inspect module).
-_CO_GENERATOR = 0x20
+__all__ = ["BaseAdapter", "UnknownCommand", "ToolMetadata", "collect_tools", "spec_of", "tool"]
 
 
-class ToolSpec:
-    """What ``@tool`` records about a method."""
-
-    __slots__ = ("name", "description", "supports_streaming", "metadata")
-
-    def __init__(self, name, description, supports_streaming, metadata):
-        self.name = name
-        self.description = description
-        self.supports_streaming = supports_streaming
-        # Extra keyword arguments given to @tool (e.g. upstream's
-        # required_variables), kept for introspection only.
-        self.metadata = metadata
-
-    def to_dict(self):
-        return {
-            "description": self.description,
-            "supports_streaming": self.supports_streaming,
-        }
-
-
-def tool(func=None, *, name=None, description=None, supports_streaming=False, **metadata):
-    """Mark a method as a command.
-
-    Usable bare (``@tool``), empty (``@tool()``) or with options
-    (``@tool(description=..., supports_streaming=..., name=...)``); a lone
-    string argument is taken as the description. The description defaults
-    to the first line of the docstring. A generator function is always a
-    streaming tool. The method itself is returned unchanged.
-    """
-    if isinstance(func, str):
-        func, description = None, func
-
-    def mark(function):
-        text = description
-        if text is None:
-            doc = (function.__doc__ or "").strip()
-            text = doc.splitlines()[0] if doc else ""
-        streaming = bool(supports_streaming) or _is_generator_function(function)
-        spec = ToolSpec(name or function.__name__, text, streaming, metadata)
-        setattr(function, _SPEC_ATTR, spec)
-        return function
-
-    return mark if func is None else mark(func)
-
-
-def _is_generator_function(function):
-    code = getattr(function, "__code__", None)
-    return code is not None and bool(code.co_flags & _CO_GENERATOR)
-
-
-def _spec_of(obj):
-    """The ToolSpec of a function, method, staticmethod or classmethod, or None."""
-    spec = getattr(getattr(obj, "__func__", obj), _SPEC_ATTR, None)
-    return spec if isinstance(spec, ToolSpec) else None
-
-
-def collect_tools(cls):
-    """Map command name -> (attribute name, ToolSpec) for an adapter class.
-
-    A method counts only if the attribute as the class resolves it still
-    carries the spec, so a plain override hides a base-class tool. When two
-    methods claim the same command name, the most derived class wins.
-    """
-    tools = {}
-    for klass in reversed(cls.__mro__):
-        for attr, value in vars(klass).items():
-            spec = _spec_of(value)
-            if spec is not None and _spec_of(getattr(cls, attr, None)) is spec:
-                tools[spec.name] = (attr, spec)
-    return tools
+class UnknownCommand(AttributeError):
+    """No tool of that name. Its class name is the protocol's error type for
+    unknown commands, so an adapter's ``execute_tool`` that lets it through
+    answers as a worker without ``execute_tool`` would."""
 
 
 class BaseAdapter:
     """Base class for adapters; construct with no arguments."""
 
-    # The request's session_id (or None), set by the worker before each call.
-    session_id = None
+    # The current request's SessionContext (None before the first request).
+    # Class attributes, so that subclasses whose __init__ skips
+    # super().__init__() still have them.
+    session_context = None
+    _session_context = None
 
     # The pool's id for this worker. The environment is fixed for the life
-    # of a worker process, so reading it once here serves every instance,
-    # including those of subclasses whose __init__ skips super().__init__().
+    # of a worker process, so reading it once here serves every instance.
     worker_id = os.environ.get("SNAKEPIT_WORKER_ID")
+
+    def __init__(self):
+        self._tools_cache = None
+
+    @property
+    def session_id(self):
+        """The current request's session id, or None."""
+        context = self.session_context or self._session_context
+        return context.session_id if context is not None else None
+
+    def set_session_context(self, session_context):
+        """Called by the worker before each request with its SessionContext.
+        An override should call this or set ``self.session_context``."""
+        self._session_context = session_context
+        self.session_context = session_context
 
     def initialize(self):
         """Called once after construction, before the worker reports ready."""
@@ -115,8 +74,40 @@ class BaseAdapter:
         """Called once when the worker shuts down."""
 
     def get_tools(self):
-        """Map each command name to its description and streaming support."""
-        return {name: spec.to_dict() for name, (_, spec) in collect_tools(type(self)).items()}
+        """ToolRegistrations of this adapter's tools (name, description,
+        parameters, supports_streaming, metadata), sorted by name, as
+        upstream's ``get_tools()`` (which returns its protobuf messages)."""
+        if getattr(self, "_tools_cache", None) is None:
+            self._tools_cache = registrations(self)
+        return self._tools_cache
+
+    def call_tool(self, tool_name=None, /, **kwargs):
+        """Call the tool answering to ``tool_name`` with ``kwargs`` and return
+        what it returns. Raises UnknownCommand (an AttributeError) if there is
+        none: unlike upstream's, only tools can be called this way, not any
+        method, since ``execute_tool`` passes it names from the request.
+
+        The name is positional-only, so a tool may itself take an argument
+        called ``tool_name`` (upstream's showcase has one);
+        ``call_tool(tool_name="x", ...)`` also works when it does not."""
+        if tool_name is None:
+            if "tool_name" not in kwargs:
+                raise TypeError("call_tool() needs the name of a tool")
+            tool_name = kwargs.pop("tool_name")
+        tools = collect_tools(type(self))
+        entry = tools.get(tool_name)
+        if entry is None:
+            names = ", ".join(sorted(tools))
+            raise UnknownCommand(f"unknown command {tool_name!r}; available: {names}")
+        return getattr(self, entry[0])(**kwargs)
+
+    def register_with_session(self, session_id, stub=None):
+        """Upstream registers the tools with Elixir's tool registry over gRPC.
+        There is none here: nothing is registered; returns the tools' names."""
+        return [entry.name for entry in self.get_tools()]
+
+    async def register_with_session_async(self, session_id, stub=None):
+        return self.register_with_session(session_id, stub)
 
     @tool(description="Health check: this worker's pid, id and clock")
     def ping(self, **args):
@@ -136,4 +127,11 @@ class BaseAdapter:
 
     @tool(description="List this adapter's tools")
     def describe(self):
-        return [{"name": name, **info} for name, info in sorted(self.get_tools().items())]
+        return [
+            {
+                "name": name,
+                "description": spec.description,
+                "supports_streaming": spec.supports_streaming,
+            }
+            for name, (_, spec) in sorted(collect_tools(type(self)).items())
+        ]

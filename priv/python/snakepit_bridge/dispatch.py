@@ -3,29 +3,54 @@
 This is the hot path of a worker, so the common case (a known command
 returning a plain JSON value) does one decode, one dict lookup, one call,
 one encode and one send.
+
+A request is handled in two steps, which ``handle`` runs back to back:
+``accept`` reads the frame and sends at once the replies that need no tool
+(protocol errors, unknown commands), returning a ``Call`` otherwise; ``run``
+calls the tool and sends its reply frames. ``run`` may be called on
+another thread than ``accept``: the Call's ``context`` (a SessionContext)
+is what that tool sees, and ``context.cancel_event`` is how the worker
+tells it the request was cancelled.
 """
 
 import traceback
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 
-from . import protocol
-from .base_adapter import collect_tools
+from . import coroutines, protocol, serialization
 from .framing import DEFAULT_MAX_FRAME_SIZE, FrameTooLarge
+from .serialization import SerializationError
+from .session_context import SessionContext
+from .tools import collect_tools
 
 # The members of a request; a frame without "command" that has any other
 # member is a control frame named after that member.
 _REQUEST_MEMBERS = frozenset(("id", "command", "args", "session_id", "stream"))
 
-# Result types that are sent as they are, skipping the iterator check.
+# Result types that are sent as they are, skipping the iterator and awaitable checks.
 _PLAIN_TYPES = frozenset((dict, list, str, int, float, bool, type(None)))
+
+__all__ = ["Call", "Dispatcher", "ProtocolViolation", "SerializationError"]
 
 
 class ProtocolViolation(Exception):
     """A frame that gets no reply because it has no usable request id."""
 
 
-class SerializationError(Exception):
-    """A tool returned or yielded a value that JSON cannot represent."""
+class Call:
+    """An accepted request: what ``Dispatcher.run`` needs to answer it."""
+
+    __slots__ = ("request_id", "command", "args", "stream", "context", "function")
+
+    def __init__(self, request_id, command, args, stream, context, function):
+        self.request_id = request_id
+        self.command = command
+        self.args = args
+        # True when the request asked for a streamed reply (and the tool may stream).
+        self.stream = stream
+        # The SessionContext the tool sees; set context.cancel_event to cancel.
+        self.context = context
+        # The tool's bound method, or None when the adapter's execute_tool routes it.
+        self.function = function
 
 
 class Dispatcher:
@@ -39,6 +64,13 @@ class Dispatcher:
             name: (getattr(adapter, attr), spec.supports_streaming)
             for name, (attr, spec) in collect_tools(type(adapter)).items()
         }
+        # An adapter's execute_tool(tool_name, arguments, context) answers
+        # every command, as with upstream; None when it has none.
+        router = getattr(adapter, "execute_tool", None)
+        self.router = router if callable(router) else None
+        self._set_context = getattr(adapter, "set_session_context", None) or (
+            lambda context: setattr(adapter, "session_context", context)
+        )
 
     def command_names(self):
         return sorted(self.commands)
@@ -48,6 +80,15 @@ class Dispatcher:
 
         Raises ProtocolViolation for frames that cannot be answered.
         """
+        call = self.accept(payload, send)
+        if call is not None:
+            self.run(call, send)
+
+    def accept(self, payload, send):
+        """Read one frame. Returns the Call to ``run`` for a request a tool
+        answers; otherwise sends the reply that needs no tool, if any, and
+        returns None. Raises ProtocolViolation for frames that cannot be
+        answered."""
         try:
             request = protocol.decode(payload)
         except ValueError as exc:  # also covers invalid UTF-8
@@ -55,7 +96,7 @@ class Dispatcher:
         if type(request) is not dict:
             raise ProtocolViolation("request is not a JSON object")
         if "cancel" in request:
-            return  # cancel: tools run one at a time here, so there is nothing to stop
+            return None  # a cancel frame, for the worker's control reader: no reply
         request_id = request.get("id")
         if type(request_id) is not int or request_id < 0:
             raise ProtocolViolation(f"request has no usable id: {request_id!r}")
@@ -70,49 +111,69 @@ class Dispatcher:
                 kind = next(key for key in request if key not in _REQUEST_MEMBERS)
                 raise ProtocolViolation(f"unknown control frame {kind!r}")
             send(self._protocol_error(request_id, command, args))
-            return
+            return None
         entry = self.commands.get(command)
-        if entry is None:
+        if entry is None and self.router is None:
             send(self._unknown_command(request_id, command))
-            return
-
-        function, streaming = entry
-        self.adapter.session_id = request.get("session_id")
-        if not request.get("stream"):
-            send(self._call(request_id, function, args))
-        elif streaming:
-            self._stream(request_id, function, args, send)
-        else:
+            return None
+        stream = bool(request.get("stream"))
+        if stream and entry is not None and not entry[1]:
             message = f"command {command!r} is not a streaming tool"
             send(
                 protocol.encode_lossy(
                     protocol.failure(request_id, "StreamingNotSupported", message)
                 )
             )
+            return None
+        context = SessionContext(None, request.get("session_id"), request_id=request_id)
+        function = None if self.router is not None else entry[0]
+        return Call(request_id, command, args, stream, context, function)
 
-    def _call(self, request_id, function, args):
+    def run(self, call, send):
+        """Call the tool of an accepted request and send its reply frames:
+        exactly one final reply, after the chunks of a streamed one."""
+        if call.stream:
+            self._stream(call, send)
+        else:
+            send(self._call(call))
+
+    def _invoke(self, call):
+        """The tool's return value, as it returned it. The adapter's session
+        context is set first, so the tool sees this request's."""
+        self._set_context(call.context)
+        if call.function is not None:
+            return call.function(**call.args)
+        return self.router(tool_name=call.command, arguments=call.args, context=call.context)
+
+    def _call(self, call):
         """The one reply frame of a plain call."""
         try:
-            result = function(**args)
+            result = self._invoke(call)
             if type(result) not in _PLAIN_TYPES:
                 result = _settle(result)
-            return self._encode(protocol.encode_success, request_id, result, "result")
+            return self._encode(protocol.encode_success, call.request_id, result, "result")
         except Exception as exc:
-            return self._failure(request_id, exc)
+            return self._failure(call.request_id, exc)
 
-    def _stream(self, request_id, function, args, send):
+    def _stream(self, call, send):
         """Send each item the tool yields as a chunk, then the final reply.
 
         A tool that returns something other than an iterator streams it as a
         single chunk. Should ``send`` itself fail, sending the failure reply
         fails the same way and that error reaches the caller.
         """
+        request_id = call.request_id
         items = ()
         try:
-            result = function(**args)
-            items = result if isinstance(result, Iterator) else iter((result,))
+            result = coroutines.settle(self._invoke(call))
+            if isinstance(result, Iterator):
+                items = result
+            elif hasattr(result, "__anext__"):
+                items = _async_items(result)
+            else:
+                items = iter((result,))
             for item in items:
-                send(self._encode(protocol.encode_chunk, request_id, item, "chunk"))
+                send(self._encode(protocol.encode_chunk, request_id, _chunk_data(item), "chunk"))
         except Exception as exc:
             send(self._failure(request_id, exc))
         else:
@@ -123,11 +184,20 @@ class Dispatcher:
                 close()  # run a generator's finally blocks if it stopped early
 
     def _encode(self, encoder, request_id, value, what):
-        """``encoder(request_id, value)``, checked to be JSON and to fit a frame."""
+        """``encoder(request_id, value)``, checked to fit a frame. A value the
+        standard encoder cannot write as upstream v0.13 would is converted
+        first (snakepit_bridge.serialization)."""
+        payload = None
         try:
-            payload = encoder(request_id, value)
-        except protocol.ENCODE_ERRORS as exc:
-            raise SerializationError(f"{what} is not JSON-serializable: {exc}") from None
+            if serialization.is_plain(value):
+                payload = encoder(request_id, value)
+        except protocol.ENCODE_ERRORS:
+            pass  # NaN, a cycle or deep nesting: the conversion says which
+        if payload is None:
+            try:
+                payload = encoder(request_id, serialization.to_json_value(value))
+            except (SerializationError, *protocol.ENCODE_ERRORS) as exc:
+                raise SerializationError(f"{what} is not JSON-serializable: {exc}") from None
         if len(payload) > self.max_frame_size:
             raise FrameTooLarge(len(payload), self.max_frame_size, what)
         return payload
@@ -157,12 +227,36 @@ class Dispatcher:
 
 
 def _settle(result):
-    """Turn a non-plain tool result into the value to send: iterators are
-    drained into a list and coroutines (async tools) are run."""
+    """Turn a non-plain tool result into the value to send: awaitables
+    (async tools) are awaited, iterators and async iterators drained into a
+    list."""
+    result = coroutines.settle(result)
     if isinstance(result, Iterator):
         return list(result)
-    if isinstance(result, Coroutine):
-        import asyncio  # only async tools pay for importing asyncio
-
-        return asyncio.run(result)
+    if hasattr(result, "__anext__"):
+        return list(_async_items(result))
     return result
+
+
+def _async_items(iterator):
+    """The items of an async iterator (an ``async def`` generator), each
+    awaited on the worker's event loop."""
+    try:
+        while True:
+            try:
+                item = coroutines.settle(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            coroutines.settle(aclose())
+
+
+def _chunk_data(item):
+    """What a streamed item sends: upstream's adapters yield chunk objects
+    (``StreamChunk(data, is_final)``), whose ``data`` is the chunk."""
+    if hasattr(item, "is_final") and hasattr(item, "data"):
+        return item.data
+    return item

@@ -14,7 +14,7 @@ import traceback
 
 from . import framing, protocol
 from .dispatch import Dispatcher, ProtocolViolation
-from .loader import start_adapter
+from .loader import start_adapter, stop_adapter
 
 EXIT_OK = 0  # request pipe closed, or SIGTERM/SIGINT
 EXIT_FATAL = 1  # the adapter could not be started (a fatal frame was sent)
@@ -143,6 +143,6 @@ def _send_quietly(fd, payload):
 
 def _cleanup(adapter):
     try:
-        adapter.cleanup()
+        stop_adapter(adapter)
     except Exception:
         log(f"adapter cleanup failed:\n{traceback.format_exc()}")

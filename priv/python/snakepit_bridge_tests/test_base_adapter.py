@@ -71,40 +71,41 @@ class ToolDecoratorTest(unittest.TestCase):
     def test_decorated_methods_still_work(self):
         self.assertEqual(Sample().add(a=1, b=2), 3)
 
-    def test_get_tools_describes_every_form(self):
-        tools = Sample().get_tools()
+    def test_tool_metadata_describes_every_form(self):
+        tools = {name: spec for name, (_, spec) in collect_tools(Sample).items()}
         self.assertEqual(
-            tools["bare"], {"description": "Bare decorator.", "supports_streaming": False}
+            (tools["bare"].description, tools["bare"].supports_streaming),
+            ("Bare decorator.", False),
         )
-        self.assertEqual(tools["empty_call"]["description"], "")
-        self.assertEqual(tools["add"], {"description": "Adds", "supports_streaming": False})
-        self.assertEqual(tools["positional"]["description"], "Positional description")
-        self.assertEqual(tools["renamed"]["description"], "Has another name")
+        self.assertEqual(tools["empty_call"].description, "")
+        self.assertEqual(
+            (tools["add"].description, tools["add"].supports_streaming), ("Adds", False)
+        )
+        self.assertEqual(tools["positional"].description, "Positional description")
+        self.assertEqual(tools["renamed"].description, "Has another name")
         self.assertNotIn("internal_name", tools)
-        self.assertTrue(tools["declared"]["supports_streaming"])
-        self.assertTrue(tools["generator"]["supports_streaming"])
-        self.assertEqual(tools["ping"]["description"], "Overrides the built-in")
+        self.assertTrue(tools["declared"].supports_streaming)
+        self.assertTrue(tools["generator"].supports_streaming)
+        self.assertEqual(tools["ping"].description, "Overrides the built-in")
         self.assertNotIn("helper", tools)
 
     def test_builtins_are_tools_of_every_adapter(self):
-        self.assertEqual(sorted(BaseAdapter().get_tools()), ["describe", "echo", "ping"])
+        self.assertEqual(sorted(collect_tools(BaseAdapter)), ["describe", "echo", "ping"])
 
     def test_a_plain_override_hides_a_tool(self):
-        self.assertNotIn("echo", PlainOverride().get_tools())
+        self.assertNotIn("echo", collect_tools(PlainOverride))
 
     def test_the_most_derived_tool_wins_a_name(self):
         attr, spec = collect_tools(Derived)["thing"]
         self.assertEqual((attr, spec.description), ("other_thing", "derived version"))
 
     def test_extra_decorator_options_are_kept(self):
-        @tool(description="d", required_variables=["x"])
+        @tool(description="d", required_variables=["x"], cost="high")
         def f():
             pass
 
-        self.assertEqual(
-            collect_tools(type("A", (BaseAdapter,), {"f": f}))["f"][1].metadata,
-            {"required_variables": ["x"]},
-        )
+        spec = collect_tools(type("A", (BaseAdapter,), {"f": f}))["f"][1]
+        self.assertEqual((spec.required_variables, spec.metadata), (["x"], {"cost": "high"}))
 
 
 class BuiltinsTest(unittest.TestCase):

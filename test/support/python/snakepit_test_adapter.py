@@ -77,9 +77,11 @@ class TestAdapter(BaseAdapter):
     def big(self, size):
         return "x" * size
 
-    @tool(description="Return a set, which JSON cannot represent")
+    @tool(description="Return a list that contains itself, which JSON cannot represent")
     def not_serializable(self):
-        return {1, 2, 3}
+        loop = [1]
+        loop.append(loop)
+        return loop
 
     @tool(description="Stream {n: 1} .. {n: count}; raise after fail_after items if given")
     def stream_items(self, count, fail_after=None):
