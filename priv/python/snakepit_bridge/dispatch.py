@@ -229,13 +229,18 @@ class Dispatcher:
 def _settle(result):
     """Turn a non-plain tool result into the value to send: awaitables
     (async tools) are awaited, iterators and async iterators drained into a
-    list."""
+    list of what each item would send as a chunk (so upstream's chunk
+    objects give their ``data``, as in a streamed reply)."""
     result = coroutines.settle(result)
     if isinstance(result, Iterator):
-        return list(result)
+        return _drain(result)
     if hasattr(result, "__anext__"):
-        return list(_async_items(result))
+        return _drain(_async_items(result))
     return result
+
+
+def _drain(items):
+    return [_chunk_data(item) for item in items]
 
 
 def _async_items(iterator):

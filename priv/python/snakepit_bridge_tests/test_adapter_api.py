@@ -155,6 +155,21 @@ class ExecuteToolTest(unittest.TestCase):
         self.assertEqual(refused["error"]["type"], "StreamingNotSupported")
         self.assertEqual(self.adapter.routed, ["chunks"])
 
+    def test_a_streaming_tool_called_without_stream_gives_its_chunks_data(self):
+        # Upstream's showcase yields StreamChunk objects; collected into the
+        # result they are their data, not unserializable markers.
+        collected = reply(self.dispatcher, {"id": 8, "command": "chunks", "args": {"count": 2}})
+        self.assertEqual(collected["result"], [{"i": 0}, {"i": 1}])
+
+        class AsyncChunks(BaseAdapter):
+            @tool(supports_streaming=True)
+            async def chunks(self):
+                yield StreamChunk([1], is_final=True)
+
+        dispatcher = Dispatcher(AsyncChunks())
+        self.assertEqual(reply(dispatcher, {"id": 9, "command": "chunks"})["result"], [[1]])
+        stop_adapter(dispatcher.adapter)
+
 
 class SessionContextPerRequestTest(unittest.TestCase):
     def test_each_request_gets_a_fresh_context(self):
