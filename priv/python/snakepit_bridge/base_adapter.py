@@ -25,12 +25,20 @@ be ``async def``), and state kept on ``self`` lasts (upstream builds an
 instance per request; see guides/migrating.md).
 """
 
+import inspect
 import os
+import sys
 import time
+import types
 
+from . import coroutines
+from .logging_config import get_logger
 from .tools import ToolMetadata, collect_tools, registrations, spec_of, tool
 
 __all__ = ["BaseAdapter", "UnknownCommand", "ToolMetadata", "collect_tools", "spec_of", "tool"]
+
+
+_LOG = get_logger(__name__)
 
 
 class UnknownCommand(AttributeError):
@@ -102,12 +110,91 @@ class BaseAdapter:
         return getattr(self, entry[0])(**kwargs)
 
     def register_with_session(self, session_id, stub=None):
-        """Upstream registers the tools with Elixir's tool registry over gRPC.
-        There is none here: nothing is registered; returns the tools' names."""
-        return [entry.name for entry in self.get_tools()]
+        """Register this adapter's tools for a session; returns the names
+        registered.
+
+        Upstream registers them with Elixir's tool registry through the
+        gRPC stub its SessionContext carries. A snakepit_rs worker has no
+        such channel (``session_context.stub`` is None): without a stub
+        nothing is registered and the names of all tools are returned. A stub
+        given explicitly (a test double, an adapter's own registry client) is
+        called as upstream calls it: ``stub.RegisterTools(request)``, the
+        request having ``session_id``, ``tools`` (``get_tools()``) and
+        ``worker_id``; the response (or its ``result()``, or what calling it
+        returns) tells ``success``, ``tool_ids`` and ``error_message``. As
+        upstream, a failure is logged and gives ``[]``, except a duplicate
+        registration, which gives the names of all tools."""
+        if stub is None:
+            return [entry.name for entry in self.get_tools()]
+        try:
+            raw = stub.RegisterTools(self._registration_request(session_id))
+            return self._registered_names(session_id, self._coerce_stub_response(raw))
+        except Exception as exc:
+            _LOG.error("registering the tools of session %s failed: %s", session_id, exc)
+            return []
 
     async def register_with_session_async(self, session_id, stub=None):
-        return self.register_with_session(session_id, stub)
+        """``register_with_session`` for async code: an awaitable response
+        is awaited, a blocking one waited for in the loop's executor."""
+        if stub is None:
+            return self.register_with_session(session_id)
+        try:
+            raw = stub.RegisterTools(self._registration_request(session_id))
+            response = await self._await_stub_response(raw)
+            return self._registered_names(session_id, response)
+        except Exception as exc:
+            _LOG.error("registering the tools of session %s failed: %s", session_id, exc)
+            return []
+
+    def _registration_request(self, session_id):
+        worker_id = self.worker_id or f"python-{os.getpid()}"
+        return types.SimpleNamespace(
+            session_id=session_id, tools=self.get_tools(), worker_id=worker_id
+        )
+
+    def _registered_names(self, session_id, response):
+        if getattr(response, "success", False):
+            return list(getattr(response, "tool_ids", None) or ())
+        message = getattr(response, "error_message", "") or ""
+        if "duplicate_tool" in message:
+            return [entry.name for entry in self.get_tools()]
+        _LOG.error("registering the tools of session %s failed: %s", session_id, message)
+        return []
+
+    @staticmethod
+    def _coerce_stub_response(response):
+        """A stub's response as a value, waiting for it: an awaitable is run on
+        the worker's event loop (refused with RuntimeError inside a running
+        loop, where waiting would block it: use the async variant), a call
+        object's ``result()`` or a callable is called."""
+        if inspect.isawaitable(response):
+            if _loop_running():
+                raise RuntimeError(
+                    "cannot wait for an awaitable RegisterTools response inside a running "
+                    "event loop: await register_with_session_async() instead"
+                )
+            return coroutines.settle(response)
+        result = getattr(response, "result", None)
+        if callable(result):
+            return result()
+        if callable(response):
+            return response()
+        return response
+
+    @staticmethod
+    async def _await_stub_response(response):
+        """``_coerce_stub_response`` without blocking the running loop: blocking
+        waits run in its default executor."""
+        if inspect.isawaitable(response):
+            return await response
+        wait = getattr(response, "result", None)
+        if not callable(wait):
+            if not callable(response):
+                return response
+            wait = response
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, wait)
 
     @tool(description="Health check: this worker's pid, id and clock")
     def ping(self, **args):
@@ -135,3 +222,16 @@ class BaseAdapter:
             }
             for name, (_, spec) in sorted(collect_tools(type(self)).items())
         ]
+
+
+def _loop_running():
+    """Whether an asyncio event loop runs in this thread (without importing
+    asyncio for adapters that never use it)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -267,6 +267,84 @@ class ToolApiTest(unittest.TestCase):
         self.assertEqual(error["type"], "TypeError")
 
 
+class Response:
+    def __init__(self, success=True, tool_ids=None, error_message=""):
+        self.success = success
+        self.tool_ids = tool_ids or {}
+        self.error_message = error_message
+
+
+class RecordingStub:
+    """A tool registry client: answers RegisterTools with ``answer``."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.requests = []
+
+    def RegisterTools(self, request):
+        self.requests.append(request)
+        return self.answer
+
+
+class GrpcCall:
+    """A gRPC call object: its response comes from result()."""
+
+    def __init__(self, response):
+        self.response = response
+
+    def result(self):
+        return self.response
+
+
+class RegisterWithSessionTest(unittest.TestCase):
+    def setUp(self):
+        self.adapter = Router()
+        self.names = [entry.name for entry in self.adapter.get_tools()]
+
+    def test_without_a_stub_nothing_is_registered_and_every_tool_is_named(self):
+        self.assertEqual(self.adapter.register_with_session("s"), self.names)
+        self.assertIn("upper", self.names)
+        self.assertEqual(asyncio.run(self.adapter.register_with_session_async("s")), self.names)
+
+    def test_a_stub_is_called_and_its_answer_names_the_tools(self):
+        stub = RecordingStub(Response(tool_ids={"upper": "id-1"}))
+        self.assertEqual(self.adapter.register_with_session("s1", stub), ["upper"])
+        [request] = stub.requests
+        self.assertEqual(request.session_id, "s1")
+        self.assertEqual([entry.name for entry in request.tools], self.names)
+        self.assertTrue(request.worker_id)
+        # A call object, a callable, a duplicate registration, a failure.
+        call = RecordingStub(GrpcCall(Response(tool_ids={"a": 1})))
+        self.assertEqual(self.adapter.register_with_session("s", call), ["a"])
+        lazy = RecordingStub(lambda: Response(tool_ids={"b": 2}))
+        self.assertEqual(self.adapter.register_with_session("s", lazy), ["b"])
+        duplicate = RecordingStub(Response(False, error_message="duplicate_tool: upper"))
+        self.assertEqual(self.adapter.register_with_session("s", duplicate), self.names)
+        with self.assertLogs("snakepit.bridge.base_adapter", "ERROR"):
+            refused = RecordingStub(Response(False, error_message="no"))
+            self.assertEqual(self.adapter.register_with_session("s", refused), [])
+
+    def test_async_variant_awaits_or_waits_in_the_executor(self):
+        async def answer():
+            return Response(tool_ids={"c": 3})
+
+        async def main():
+            awaited = await self.adapter.register_with_session_async(
+                "s", RecordingStub(answer())
+            )
+            waited = await self.adapter.register_with_session_async(
+                "s", RecordingStub(GrpcCall(Response(tool_ids={"d": 4})))
+            )
+            # Waiting synchronously inside the running loop is refused.
+            pending = answer()
+            with self.assertRaises(RuntimeError):
+                self.adapter._coerce_stub_response(pending)
+            pending.close()
+            return awaited, waited
+
+        self.assertEqual(asyncio.run(main()), (["c"], ["d"]))
+
+
 class AsyncHooksTest(unittest.TestCase):
     def test_async_initialize_tools_and_cleanup_share_one_loop(self):
         import sys
