@@ -66,9 +66,10 @@ _CONVERTERS = ("model_dump", "to_dict", "_asdict")
 
 _NON_FINITE_NAMES = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
-# Telemetry for markers: the first marker of each type, at most this many types.
-_MARKER_TYPES_MAX = 10_000
-_marker_types_seen = set()
+# Telemetry for markers: the first marker of each type, at most this many
+# types (upstream's names, which its tests set and clear).
+_EMITTED_MARKER_TYPES_MAX = 10_000
+_emitted_marker_types = set()
 
 
 class SerializationError(Exception):
@@ -123,6 +124,8 @@ def _env_int(env, name, default):
 
 # The policy of this worker, from its environment.
 POLICY = MarkerPolicy.from_env(os.environ)
+# The repr length it allows, under upstream's name (read-only: change POLICY).
+_MAXLEN = POLICY.max_repr
 
 
 def type_name(obj):
@@ -139,8 +142,9 @@ def unserializable_marker(obj, policy=None):
     detail = policy.detail_of(obj)
     if detail is not None:
         marker[REPR_KEY] = detail
-    if name not in _marker_types_seen and len(_marker_types_seen) < _MARKER_TYPES_MAX:
-        _marker_types_seen.add(name)
+    seen = _emitted_marker_types
+    if name not in seen and len(seen) < _EMITTED_MARKER_TYPES_MAX:
+        seen.add(name)
         try:
             telemetry.emit(
                 "snakepit.serialization.unserializable_marker", {"first_seen": 1}, {"type": name}

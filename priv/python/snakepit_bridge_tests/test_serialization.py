@@ -232,6 +232,31 @@ class MarkerPolicyTest(unittest.TestCase):
         )
 
 
+    def test_upstreams_names_for_the_marker_telemetry_state(self):
+        # Upstream's tests clear _emitted_marker_types and lower
+        # _EMITTED_MARKER_TYPES_MAX; both act on the module's behaviour.
+        events = []
+
+        class Backend:
+            def emit(self, event, measurements, metadata, correlation_id):
+                events.append(metadata["type"])
+
+        telemetry.set_backend(Backend())
+        self.addCleanup(telemetry.set_backend, None)
+        cap = serialization._EMITTED_MARKER_TYPES_MAX
+        self.addCleanup(setattr, serialization, "_EMITTED_MARKER_TYPES_MAX", cap)
+        serialization._emitted_marker_types.clear()
+        serialization._EMITTED_MARKER_TYPES_MAX = 2
+        kinds = [type(f"Kind{i}", (), {}) for i in range(3)]
+        to_json_value([kind() for kind in kinds])
+        self.assertEqual(len(events), 2)
+        self.assertEqual(serialization._emitted_marker_types, set(events))
+        serialization._emitted_marker_types.clear()
+        to_json_value(kinds[2]())
+        self.assertEqual(len(events), 3)
+        self.assertEqual(serialization._MAXLEN, serialization.POLICY.max_repr)
+
+
 class PlainTest(unittest.TestCase):
     def test_plain_values(self):
         for value in (None, 1, "s", 1.5, True, [1, "a", None], (1, 2), {"a": [{"b": (1,)}]}, {}):
