@@ -3,7 +3,7 @@ worker serves."""
 
 import importlib
 
-from . import coroutines
+from . import coroutines, telemetry
 from .base_adapter import BaseAdapter
 from .logging_config import configure_logging
 
@@ -32,10 +32,12 @@ def load_adapter_class(path):
 
 
 def start_adapter(path=None):
-    """Set up logging, build the adapter named by ``path`` (BaseAdapter
-    itself when None) and run its ``initialize`` hook, awaiting it if it is
+    """Set up logging (log records carry the correlation id, as upstream's
+    workers do), build the adapter named by ``path`` (BaseAdapter itself
+    when None) and run its ``initialize`` hook, awaiting it if it is
     ``async``."""
     configure_logging()
+    telemetry.setup_tracing()
     cls = BaseAdapter if path is None else load_adapter_class(path)
     adapter = cls()
     initialize = getattr(adapter, "initialize", None)

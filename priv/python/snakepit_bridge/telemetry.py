@@ -4,19 +4,21 @@ Upstream v0.13 streams events emitted here to Elixir over its gRPC service
 and re-emits them as ``:telemetry`` events. A snakepit_rs worker has no
 such channel, so by default every function here is a no-op that adapters
 may call freely: ``emit`` and ``span`` send nothing, ``is_enabled()`` is
-False, ``setup_tracing`` does nothing and ``otel_span`` only sets the
+False, ``setup_tracing`` sets up no tracer and ``otel_span`` only sets the
 correlation id. An adapter that wants its events can install a backend of
 its own, any object with ``emit(event, measurements, metadata,
 correlation_id)`` (``set_backend``); it then receives every event,
 including those ``span`` emits.
 
 Correlation ids work as upstream's: a ``contextvars`` value per thread or
-task, also added to log records by ``correlation_filter()``.
+task, put on every log record once ``setup_tracing()`` ran (the worker runs
+it at start), and by the ``correlation_filter()`` logging filter.
 """
 
 import contextlib
 import contextvars
 import logging
+import threading
 import time
 import uuid
 
@@ -25,6 +27,10 @@ CORRELATION_HEADER = "x-snakepit-correlation-id"
 
 _backend = None
 _correlation_id = contextvars.ContextVar("snakepit_correlation_id", default=None)
+
+# setup_tracing() wraps the log record factory once.
+_record_factory_installed = False
+_setup_lock = threading.Lock()
 
 
 def set_backend(backend):
@@ -108,7 +114,25 @@ def otel_span(name, *, context_metadata=None, attributes=None):
 
 
 def setup_tracing():
-    """No-op: there is no OpenTelemetry exporter in a snakepit_rs worker."""
+    """Make every log record carry ``record.correlation_id`` (the current
+    one, "-" when none), so that an adapter's own handlers may format it, as
+    upstream's workers do; the worker calls this at start. There is no
+    OpenTelemetry exporter in a snakepit_rs worker: no tracer is set up.
+    Calling it again does nothing."""
+    global _record_factory_installed
+    with _setup_lock:
+        if _record_factory_installed:
+            return
+        make_record = logging.getLogRecordFactory()
+
+        def record_with_correlation(*args, **kwargs):
+            record = make_record(*args, **kwargs)
+            if not getattr(record, "correlation_id", None):
+                record.correlation_id = get_correlation_id("-")
+            return record
+
+        logging.setLogRecordFactory(record_with_correlation)
+        _record_factory_installed = True
 
 
 def get_tracer():

@@ -49,6 +49,38 @@ class ConfigureLoggingTest(unittest.TestCase):
         self.assertEqual(self.run_python(self.CODE, SNAKEPIT_LOG_LEVEL="none"), "")
 
 
+class CorrelationOnEveryRecordTest(ConfigureLoggingTest):
+    """An adapter's own handler may format %(correlation_id)s, as in
+    upstream's workers: the worker puts it on every log record."""
+
+    CODE = (
+        "import logging, sys\n"
+        "from snakepit_bridge import telemetry\n"
+        "from snakepit_bridge.loader import start_adapter\n"
+        "{setup}\n"
+        "handler = logging.StreamHandler(sys.stderr)\n"
+        "handler.setFormatter(logging.Formatter('own %(correlation_id)s %(message)s'))\n"
+        "log = logging.getLogger('adapter.own')\n"
+        "log.addHandler(handler)\n"
+        "log.propagate = False\n"
+        "log.setLevel(logging.INFO)\n"
+        "log.warning('before')\n"
+        "token = telemetry.set_correlation_id('c-7')\n"
+        "log.warning('inside')\n"
+        "telemetry.setup_tracing()\n"
+        "log.warning('again')\n"
+    )
+
+    def test_setup_tracing_and_the_worker_start_add_it(self):
+        for setup in ("telemetry.setup_tracing()", "start_adapter()"):
+            with self.subTest(setup=setup):
+                lines = self.run_python(self.CODE.format(setup=setup)).splitlines()
+                self.assertEqual(lines, ["own - before", "own c-7 inside", "own c-7 again"])
+
+    # The parent's test, not run again here.
+    test_level_from_the_environment_and_correlation_ids_in_lines = None
+
+
 class TelemetryTest(unittest.TestCase):
     def setUp(self):
         self.addCleanup(telemetry.set_backend, None)
