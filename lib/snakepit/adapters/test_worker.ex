@@ -10,12 +10,14 @@ defmodule Snakepit.Adapters.TestWorker do
   (`type`, `message`), `garbage` (a frame that is not JSON), `garbage_raw` (a header announcing
   ~4 GiB), `oversized` (`bytes`), `wrong_id`, `spawn_child` / `spawn_detached_child`
   (`sleep_s`), `print` (`stdout`, `stderr`), `flood` (`bytes` of output with no newline),
-  `cancels` (ids of the cancel frames received), `block` (`fifo`, optional `marker`: blocks
+  `cancels` (ids of the cancel frames received), `health_checks` (`%{"heartbeats" => h,
+  "pings" => p}` received), `block` (`fifo`, optional `marker`: blocks
   reading the FIFO until the test writes a line, then `%{"released" => line}`; see
   `Snakepit.TestBlocker` in this project's tests).
 
   Start-up behaviour comes from `:adapter_args`: `--fail-start`, `--fatal-start`, `--hang-start`,
-  `--bad-handshake`, `--ignore-sigterm`, `--start-delay-ms N`.
+  `--bad-handshake`, `--ignore-sigterm`, `--start-delay-ms N`, `--no-heartbeat` (announces no
+  heartbeat: health checks then send `ping`).
   """
 
   @behaviour Snakepit.Adapter

@@ -95,7 +95,8 @@ defmodule Snakepit.Pool.Options do
       type: {:or_nil, :ms},
       default: 30_000,
       doc:
-        "ms between pings of an idle worker; one that fails or does not answer within " <>
+        "ms between health checks of an idle worker (a heartbeat frame, or `ping` for " <>
+          "workers that do not announce heartbeats); one that fails or does not answer within " <>
           "`:health_check_timeout` is replaced; `nil` turns health checks off"
     ],
     health_check_timeout: [type: :ms, default: 5_000, doc: "ms a health check may take"],

@@ -12,6 +12,11 @@ pub const PROTOCOL_VERSION: u64 = 1;
 /// handshake's `control`.
 pub const CONTROL_CANCEL: &str = "cancel";
 
+/// The control frame kind of health checks (`{"id":N,"heartbeat":true}`), as listed in a ready
+/// handshake's `control`. A worker that does not announce it is health-checked with an ordinary
+/// `ping` request instead.
+pub const CONTROL_HEARTBEAT: &str = "heartbeat";
+
 /// The first frame a worker sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -25,9 +30,11 @@ pub enum Handshake {
         /// Every command the worker answers.
         #[serde(default)]
         commands: Vec<String>,
-        /// The control frame kinds the worker acts on (e.g. [`CONTROL_CANCEL`]). Absent means
-        /// none, so workers written before the field existed keep working; the pool sends a
-        /// worker no control frame it did not announce.
+        /// The control frame kinds the worker acts on ([`CONTROL_CANCEL`],
+        /// [`CONTROL_HEARTBEAT`]). Absent means none, so workers written before the field existed
+        /// keep working: the pool sends heartbeats only to workers that announce them (others get
+        /// `ping` requests); cancel frames go to every worker, which skips them if it does not
+        /// act on them.
         #[serde(default)]
         control: Vec<String>,
     },
@@ -97,6 +104,7 @@ mod tests {
             parse_handshake(br#"{"type":"ready","protocol":1,"pid":42,"control":["cancel"]}"#)
                 .unwrap();
         assert!(ready.accepts_control(CONTROL_CANCEL));
+        assert!(!ready.accepts_control(CONTROL_HEARTBEAT));
     }
 
     #[test]
@@ -106,10 +114,10 @@ mod tests {
             pid: 7,
             adapter: None,
             commands: vec!["ping".into()],
-            control: vec![CONTROL_CANCEL.into()],
+            control: vec![CONTROL_CANCEL.into(), CONTROL_HEARTBEAT.into()],
         };
         let frame = encode_handshake(&ready, 1024).unwrap();
-        let payload = br#"{"type":"ready","protocol":1,"pid":7,"adapter":null,"commands":["ping"],"control":["cancel"]}"#;
+        let payload = br#"{"type":"ready","protocol":1,"pid":7,"adapter":null,"commands":["ping"],"control":["cancel","heartbeat"]}"#;
         assert_eq!(&frame[4..], payload);
         assert_eq!(parse_handshake(&frame[4..]).unwrap(), ready);
     }

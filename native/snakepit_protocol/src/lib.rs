@@ -6,8 +6,8 @@
 //!
 //! Layout:
 //! - [`frame`]: the length-prefixed frames, and the incremental decoder.
-//! - [`request`]: pool → worker: requests and control frames (cancel); encoded by the pool,
-//!   parsed by workers.
+//! - [`request`]: pool → worker: requests and control frames (cancel, heartbeat); encoded by the
+//!   pool, parsed by workers.
 //! - [`handshake`]: a worker's first frame, `ready` (commands, control frames understood) or
 //!   `fatal`.
 //! - [`reply`]: worker → pool: success, failure, stream chunks, a stream's final reply; parsed by

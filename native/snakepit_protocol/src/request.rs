@@ -1,7 +1,8 @@
 //! What the pool sends a worker: requests
-//! `{"id":N,"command":"..","args":{..},"session_id":..,"stream":false}` and control frames such
-//! as cancel `{"id":N,"cancel":true}`. The pool encodes them ([`encode_request`],
-//! [`encode_cancel`]); a worker parses them ([`parse_request`]).
+//! `{"id":N,"command":"..","args":{..},"session_id":..,"stream":false}` and control frames:
+//! cancel `{"id":N,"cancel":true}` and heartbeat `{"id":N,"heartbeat":true}`. The pool encodes
+//! them ([`encode_request`], [`encode_cancel`], [`encode_heartbeat`]); a worker parses them
+//! ([`parse_request`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -61,8 +62,20 @@ pub fn encode_request<E>(
 
 /// A cancel frame for request `id`.
 pub fn encode_cancel(id: u64) -> Vec<u8> {
-    let payload = format!("{{\"id\":{id},\"cancel\":true}}");
-    encode_frame(payload.as_bytes(), usize::MAX).expect("a cancel frame is small")
+    control_frame(id, "cancel")
+}
+
+/// A heartbeat frame (a health check) numbered `id`; a worker that announced
+/// [`CONTROL_HEARTBEAT`](crate::handshake::CONTROL_HEARTBEAT) answers it with an ordinary success
+/// reply to `id`, in order with its requests.
+pub fn encode_heartbeat(id: u64) -> Vec<u8> {
+    control_frame(id, "heartbeat")
+}
+
+/// `{"id":N,"<kind>":true}`.
+fn control_frame(id: u64, kind: &str) -> Vec<u8> {
+    let payload = format!("{{\"id\":{id},\"{kind}\":true}}");
+    encode_frame(payload.as_bytes(), usize::MAX).expect("a control frame is small")
 }
 
 /// A frame from the pool, as a worker reads it; text and args are borrowed from the frame where
@@ -79,6 +92,8 @@ pub enum Incoming<'f> {
     },
     /// Stop request `id` early if possible; gets no reply of its own.
     Cancel { id: u64 },
+    /// A health check numbered `id`: answered with a success reply to `id`, in request order.
+    Heartbeat { id: u64 },
     /// A control frame of a kind this crate does not know (an object with no `command` and a
     /// member named after its kind). The pool sends only the kinds a worker announced, so a
     /// worker skips these.
@@ -106,6 +121,10 @@ pub fn parse_request(frame: &[u8]) -> Result<Incoming<'_>, BadRequest> {
     if members.cancel {
         let id = id.ok_or_else(|| ignored("a cancel frame without a usable id"))?;
         return Ok(Incoming::Cancel { id });
+    }
+    if members.heartbeat {
+        let id = id.ok_or_else(|| ignored("a heartbeat frame without a usable id"))?;
+        return Ok(Incoming::Heartbeat { id });
     }
     if let (None, Some(kind)) = (members.command, members.other) {
         return Ok(Incoming::UnknownControl { id, kind });
@@ -172,6 +191,7 @@ struct Members<'f> {
     session_id: Option<&'f RawValue>,
     stream: Option<&'f RawValue>,
     cancel: bool,
+    heartbeat: bool,
     /// The first member that is none of the above: the kind of a control frame.
     other: Option<Cow<'f, str>>,
 }
@@ -203,6 +223,7 @@ impl<'de> Visitor<'de> for MembersVisitor {
                 "session_id" => members.session_id = Some(value),
                 "stream" => members.stream = Some(value),
                 "cancel" => members.cancel = true,
+                "heartbeat" => members.heartbeat = true,
                 _ if members.other.is_none() => members.other = Some(key),
                 _ => {}
             }
@@ -361,6 +382,30 @@ mod tests {
         assert_eq!(
             parse_request(br#"{"cancel":true}"#).unwrap_err(),
             ignored("a cancel frame without a usable id")
+        );
+    }
+
+    #[test]
+    fn heartbeat_frames() {
+        let heartbeat = encode_heartbeat(12);
+        assert_eq!(payload_of(&heartbeat), br#"{"id":12,"heartbeat":true}"#);
+        assert!(matches!(
+            parse_request(payload_of(&heartbeat)),
+            Ok(Incoming::Heartbeat { id: 12 })
+        ));
+        // Like a cancel member, a heartbeat member decides the frame's kind whatever else it
+        // holds; cancel wins over heartbeat.
+        assert!(matches!(
+            parse_request(br#"{"command":"ping","heartbeat":1,"id":3}"#),
+            Ok(Incoming::Heartbeat { id: 3 })
+        ));
+        assert!(matches!(
+            parse_request(br#"{"id":3,"heartbeat":true,"cancel":true}"#),
+            Ok(Incoming::Cancel { id: 3 })
+        ));
+        assert_eq!(
+            parse_request(br#"{"heartbeat":true,"id":-1}"#).unwrap_err(),
+            ignored("a heartbeat frame without a usable id")
         );
     }
 

@@ -14,7 +14,8 @@ use snakepit_protocol::reply::{
     encode_chunk, encode_done, encode_error, encode_ok, parse_reply, Reply, WorkerError,
 };
 use snakepit_protocol::request::{
-    encode_cancel, encode_request, parse_request, BadRequest, Incoming, RequestHead,
+    encode_cancel, encode_heartbeat, encode_request, parse_request, BadRequest, Incoming,
+    RequestHead,
 };
 
 const VECTORS: &str = include_str!("../../../docs/protocol_vectors.json");
@@ -201,7 +202,7 @@ fn the_decoder_cuts_every_frame_and_refuses_oversized_ones() {
 }
 
 #[test]
-fn requests_cancels_and_control_frames() {
+fn requests_cancels_heartbeats_and_control_frames() {
     let mut checked = 0;
     for case in cases() {
         if case.direction != "pool_to_worker" || case.kind == "frame" {
@@ -259,6 +260,12 @@ fn requests_cancels_and_control_frames() {
             ("cancel", Ok(Incoming::Cancel { id })) => {
                 assert_eq!(id, case.get::<u64>("id"), "{name}");
                 assert_eq!(encode_cancel(id), case.frame(), "{name}: encoded");
+            }
+            ("heartbeat", Ok(Incoming::Heartbeat { id })) => {
+                assert_eq!(id, case.get::<u64>("id"), "{name}");
+                if !case.parse_only {
+                    assert_eq!(encode_heartbeat(id), case.frame(), "{name}: encoded");
+                }
             }
             ("control", Ok(Incoming::UnknownControl { id, kind })) => {
                 assert!(
@@ -363,10 +370,17 @@ fn every_kind_of_case_is_there() {
             .filter(|case| case.kind == kind && case.valid == valid)
             .count()
     };
-    for kind in ["request", "cancel", "control", "handshake", "reply"] {
+    for kind in [
+        "request",
+        "cancel",
+        "heartbeat",
+        "control",
+        "handshake",
+        "reply",
+    ] {
         assert!(count(kind, true) > 0, "no valid {kind}");
     }
-    for kind in ["request", "handshake", "reply", "frame"] {
+    for kind in ["request", "heartbeat", "handshake", "reply", "frame"] {
         assert!(count(kind, false) > 0, "no invalid {kind}");
     }
     for outcome in ["ok", "error", "chunk", "done"] {

@@ -85,9 +85,12 @@ impl Reader {
             self.startup = Some(startup_failed(failure.clone()));
             return Err(failure.clone());
         }
-        if let Err(message) = check_handshake(frame) {
-            self.startup = Some(startup_failed(message.clone()));
-            return Err(message);
+        match check_handshake(frame) {
+            Ok(ready) => self.handle.handshaken(&ready),
+            Err(message) => {
+                self.startup = Some(startup_failed(message.clone()));
+                return Err(message);
+            }
         }
         match self.pool.worker_up(self.slot, &self.handle, None) {
             Ok(()) => {
@@ -215,9 +218,9 @@ fn startup_failed(why: String) -> Startup {
 }
 
 /// The worker's first frame must be a ready handshake in our protocol version.
-fn check_handshake(frame: &[u8]) -> Result<(), String> {
+fn check_handshake(frame: &[u8]) -> Result<Handshake, String> {
     match parse_handshake(frame) {
-        Ok(Handshake::Ready { protocol, .. }) if protocol == PROTOCOL_VERSION => Ok(()),
+        Ok(ready @ Handshake::Ready { protocol, .. }) if protocol == PROTOCOL_VERSION => Ok(ready),
         Ok(Handshake::Ready { protocol, .. }) => Err(format!(
             "worker speaks protocol {protocol}, this pool speaks {PROTOCOL_VERSION}"
         )),

@@ -7,12 +7,14 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rustler::{Env, LocalPid};
 
 use snakepit_core::Send;
-use snakepit_protocol::request::{encode_cancel, encode_request, RequestHead};
+use snakepit_protocol::handshake::{Handshake, CONTROL_HEARTBEAT};
+use snakepit_protocol::request::{encode_cancel, encode_heartbeat, encode_request, RequestHead};
 
 use crate::beam::BeamProcess;
 use crate::config::PoolConfig;
@@ -22,7 +24,7 @@ use crate::request_pipe::RequestPipe;
 const CHILD_REQUEST_FD: RawFd = 3;
 const CHILD_REPLY_FD: RawFd = 4;
 
-/// The command health checks send to an OS process.
+/// The command health checks send to an OS process that does not announce heartbeat frames.
 const HEALTH_CHECK_COMMAND: &str = "ping";
 
 /// Shared handle to a running worker, held by the pool and by the worker's reader thread.
@@ -32,6 +34,10 @@ pub struct WorkerHandle {
     /// Human-readable id (`<pool>_worker_<uid>`), used in logs, stats and errors.
     pub id: String,
     endpoint: Endpoint,
+    /// Whether the worker's handshake announced heartbeat frames: its health checks are then
+    /// heartbeats, never a request that an adapter's own `ping` tool could answer. Set once, by
+    /// the reader, before the worker is installed (and so before any health check).
+    heartbeat: AtomicBool,
 }
 
 /// Where a worker's requests go.
@@ -62,7 +68,19 @@ impl WorkerHandle {
             uid,
             id,
             endpoint: Endpoint::Beam(process),
+            heartbeat: AtomicBool::new(false),
         }
+    }
+
+    /// Keeps what the worker's ready handshake said it understands.
+    pub fn handshaken(&self, handshake: &Handshake) {
+        let heartbeat = handshake.accepts_control(CONTROL_HEARTBEAT);
+        self.heartbeat.store(heartbeat, Ordering::Release);
+    }
+
+    /// Whether health checks reach this worker as heartbeat frames.
+    pub fn takes_heartbeats(&self) -> bool {
+        self.heartbeat.load(Ordering::Acquire)
     }
 
     /// The OS process id; `None` for a BEAM worker.
@@ -89,7 +107,8 @@ impl WorkerHandle {
             Endpoint::Process { requests, .. } => requests.send(match send {
                 Send::Frame(frame) => frame,
                 Send::Cancel(id) => encode_cancel(id),
-                Send::HealthCheck(id) => health_check_frame(id),
+                Send::HealthCheck(id) if self.takes_heartbeats() => encode_heartbeat(id),
+                Send::HealthCheck(id) => ping_frame(id),
             }),
             Endpoint::Beam(process) => process.send(env, send),
         }
@@ -127,8 +146,9 @@ impl WorkerHandle {
     }
 }
 
-/// A health check: an ordinary `ping` request (see docs/protocol.md).
-fn health_check_frame(id: u64) -> Vec<u8> {
+/// A health check for a worker that does not take heartbeats: an ordinary `ping` request (see
+/// docs/protocol.md).
+fn ping_frame(id: u64) -> Vec<u8> {
     let mut frame = Vec::with_capacity(96);
     let head = RequestHead {
         command: HEALTH_CHECK_COMMAND,
@@ -217,6 +237,7 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
             os_pid,
             requests: RequestPipe::new(request_write)?,
         },
+        heartbeat: AtomicBool::new(false),
     });
     Ok(Spawned {
         handle,

@@ -12,7 +12,9 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use snakepit_protocol::frame::encode_frame;
-use snakepit_protocol::handshake::{Handshake, CONTROL_CANCEL, PROTOCOL_VERSION};
+use snakepit_protocol::handshake::{
+    Handshake, CONTROL_CANCEL, CONTROL_HEARTBEAT, PROTOCOL_VERSION,
+};
 
 use options::Options;
 use wire::Wire;
@@ -64,6 +66,12 @@ fn main() {
     if options.hang_start {
         sleep_forever();
     }
+    // Cancel frames are understood (recorded for the `cancels` command); heartbeats are
+    // answered unless --no-heartbeat.
+    let mut control = vec![CONTROL_CANCEL.to_string()];
+    if !options.no_heartbeat {
+        control.push(CONTROL_HEARTBEAT.to_string());
+    }
     let sent = if options.bad_handshake {
         let frame = encode_frame(b"this is not a handshake", usize::MAX).expect("tiny frame");
         wire.send_raw(&frame)
@@ -73,12 +81,11 @@ fn main() {
             pid: std::process::id(),
             adapter: None,
             commands: COMMANDS.iter().map(|command| command.to_string()).collect(),
-            // Cancel frames are understood: recorded for the `cancels` command.
-            control: vec![CONTROL_CANCEL.to_string()],
+            control,
         })
     };
     if let Err(error) = sent {
         die(2, &format!("cannot write the handshake: {error}"));
     }
-    std::process::exit(Worker::new(wire).serve())
+    std::process::exit(Worker::new(wire, !options.no_heartbeat).serve())
 }

@@ -16,6 +16,9 @@ pub struct Options {
     pub start_delay_ms: u64,
     /// `--bad-handshake`: make the first frame one that is not JSON.
     pub bad_handshake: bool,
+    /// `--no-heartbeat`: do not announce heartbeat frames (the pool then health-checks with
+    /// `ping` requests) and skip any that come.
+    pub no_heartbeat: bool,
 }
 
 impl Options {
@@ -30,6 +33,7 @@ impl Options {
                 "--hang-start" => options.hang_start = true,
                 "--ignore-sigterm" => options.ignore_sigterm = true,
                 "--bad-handshake" => options.bad_handshake = true,
+                "--no-heartbeat" => options.no_heartbeat = true,
                 // The value is taken only when it is a number, so a missing value cannot swallow
                 // the next flag.
                 "--start-delay-ms" => {
@@ -69,6 +73,7 @@ mod tests {
             "--hang-start",
             "--ignore-sigterm",
             "--bad-handshake",
+            "--no-heartbeat",
             "--start-delay-ms",
             "250",
         ]);
@@ -81,6 +86,7 @@ mod tests {
                 ignore_sigterm: true,
                 start_delay_ms: 250,
                 bad_handshake: true,
+                no_heartbeat: true,
             }
         );
     }

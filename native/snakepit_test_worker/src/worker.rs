@@ -17,6 +17,7 @@
 //! | `print` | `stdout`, `stderr` | writes them as lines |
 //! | `flood` | `bytes` | writes that many `x` to stdout with no newline, then `{"written":bytes}` |
 //! | `cancels` | | ids of the cancel frames received, in order, without repeats |
+//! | `health_checks` | | `{"heartbeats":H,"pings":P}`: heartbeat frames answered and `ping` requests served so far |
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
@@ -43,6 +44,7 @@ pub const COMMANDS: &[&str] = &[
     "garbage",
     "garbage_raw",
     "hang",
+    "health_checks",
     "oversized",
     "ping",
     "print",
@@ -66,13 +68,21 @@ pub struct Worker {
     wire: Wire,
     /// Request ids named by cancel frames so far, in arrival order, without repeats.
     cancels: Vec<u64>,
+    /// Whether heartbeat frames are answered (announced in the handshake).
+    heartbeat: bool,
+    /// Heartbeat frames answered and `ping` requests served.
+    heartbeats: u64,
+    pings: u64,
 }
 
 impl Worker {
-    pub fn new(wire: Wire) -> Worker {
+    pub fn new(wire: Wire, heartbeat: bool) -> Worker {
         Worker {
             wire,
             cancels: Vec::new(),
+            heartbeat,
+            heartbeats: 0,
+            pings: 0,
         }
     }
 
@@ -120,6 +130,14 @@ impl Worker {
                 }
                 Ok(())
             }
+            Ok(Incoming::Heartbeat { id }) if self.heartbeat => {
+                self.heartbeats += 1;
+                self.wire.reply(id, Ok(Value::Null))
+            }
+            Ok(Incoming::Heartbeat { .. }) => {
+                eprintln!("snakepit_test_worker: ignoring a heartbeat frame (not announced)");
+                Ok(())
+            }
             Ok(Incoming::UnknownControl { kind, .. }) => {
                 eprintln!(
                     "snakepit_test_worker: ignoring a control frame of unknown kind {kind:?}"
@@ -139,7 +157,10 @@ impl Worker {
     /// Runs one command. Most reply normally; the fault commands write what they were told to.
     fn run(&mut self, id: u64, command: &str, args: Args) -> io::Result<()> {
         let outcome = match command {
-            "ping" => Ok(json!({"status": "pong", "pid": std::process::id()})),
+            "ping" => {
+                self.pings += 1;
+                Ok(json!({"status": "pong", "pid": std::process::id()}))
+            }
             "echo" => Ok(Value::Object(args)),
             "sleep" => u64_arg(&args, "ms").map(|ms| {
                 sleep(Duration::from_millis(ms));
@@ -168,6 +189,7 @@ impl Worker {
             "print" => print(&args),
             "flood" => flood(&args),
             "cancels" => Ok(json!(self.cancels)),
+            "health_checks" => Ok(json!({"heartbeats": self.heartbeats, "pings": self.pings})),
             "fail" => fail(&args),
             other => Err(Failure::new(
                 "UnknownCommand",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use snakepit_protocol::frame::{encode_frame, FrameDecoder, FrameError};
 use snakepit_protocol::handshake::{parse_handshake, Handshake};
-use snakepit_protocol::request::{encode_request, RequestHead};
+use snakepit_protocol::request::{encode_heartbeat, encode_request, RequestHead};
 
 /// How long any single wait may take before the test fails instead of hanging.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +29,7 @@ const ALL_COMMANDS: &[&str] = &[
     "garbage",
     "garbage_raw",
     "hang",
+    "health_checks",
     "oversized",
     "ping",
     "print",
@@ -251,10 +252,40 @@ fn handshake_lists_every_command() {
             commands, control, ..
         } => {
             assert_eq!(commands, ALL_COMMANDS);
-            assert_eq!(control, ["cancel"]);
+            assert_eq!(control, ["cancel", "heartbeat"]);
         }
         other => panic!("expected ready, got {other:?}"),
     }
+}
+
+#[test]
+fn heartbeats_are_answered_in_order_and_counted() {
+    let mut worker = Worker::ready(&[]);
+    worker.send_raw(&encode_heartbeat(40));
+    worker.request(41, "ping", &json!({}));
+    worker.send_raw(&encode_heartbeat(42));
+    assert_eq!(worker.recv(), json!({"id": 40, "ok": true, "result": null}));
+    assert_eq!(worker.recv()["id"], 41);
+    assert_eq!(worker.recv(), json!({"id": 42, "ok": true, "result": null}));
+    assert_eq!(
+        worker.result(43, "health_checks", json!({})),
+        json!({"heartbeats": 2, "pings": 1})
+    );
+}
+
+#[test]
+fn without_heartbeat_it_announces_cancel_only_and_skips_heartbeats() {
+    let mut worker = Worker::start(&["--no-heartbeat"]);
+    match worker.handshake() {
+        Handshake::Ready { control, .. } => assert_eq!(control, ["cancel"]),
+        other => panic!("expected ready, got {other:?}"),
+    }
+    worker.send_raw(&encode_heartbeat(1));
+    // The next reply is the request's: the heartbeat got none.
+    assert_eq!(
+        worker.result(2, "health_checks", json!({})),
+        json!({"heartbeats": 0, "pings": 0})
+    );
 }
 
 #[test]
@@ -582,6 +613,14 @@ fn golden_vectors_from_the_pool() {
         let meaning = &case["meaning"];
         let answered = case["kind"] == "request"
             && (case["valid"] == true || case["refusal"] == "protocol_error");
+        if case["kind"] == "heartbeat" && case["valid"] == true {
+            let reply = worker.recv();
+            assert_eq!(
+                reply,
+                json!({"id": meaning["id"], "ok": true, "result": null}),
+                "{name}"
+            );
+        }
         if answered {
             let reply = worker.recv();
             assert_eq!(reply["id"], meaning["id"], "{name}: {reply}");

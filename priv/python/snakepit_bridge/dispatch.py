@@ -96,10 +96,15 @@ class Dispatcher:
         if type(request) is not dict:
             raise ProtocolViolation("request is not a JSON object")
         if "cancel" in request:
-            return None  # a cancel frame, for the worker's control reader: no reply
+            return None  # a cancel frame: the bridge does not act on it yet (no reply)
         request_id = request.get("id")
         if type(request_id) is not int or request_id < 0:
             raise ProtocolViolation(f"request has no usable id: {request_id!r}")
+        if "heartbeat" in request:
+            # The pool's health check (docs/protocol.md): answered here, never by a tool, so an
+            # adapter's own `ping` (whatever its arguments) is never a health check.
+            send(protocol.encode_success(request_id, None))
+            return None
 
         command = request.get("command")
         args = request.get("args")

@@ -53,8 +53,9 @@ def encode_lossy(message):
 
 def ready(adapter, commands, control=()):
     """The handshake frame: the worker is up and takes requests. ``control``
-    lists the control frames it acts on; the bridge acts on none yet (it
-    skips cancel frames), so the pool sends it none."""
+    lists the control frames it acts on: the bridge answers heartbeats (the
+    pool's health checks) and skips cancel frames, so it announces
+    ``heartbeat`` only."""
     return {
         "type": "ready",
         "protocol": PROTOCOL_VERSION,

@@ -60,7 +60,7 @@ def main(argv=None):
     status = EXIT_OK
     try:
         _handle_signals(signal.SIGTERM, signal.SIGINT)
-        ready = protocol.ready(adapter_path, dispatcher.command_names())
+        ready = protocol.ready(adapter_path, dispatcher.command_names(), control=("heartbeat",))
         framing.write_frame(reply_fd, protocol.encode_lossy(ready))
         serve(reader, reply_fd, dispatcher, max_frame_size)
     except (Terminated, BrokenPipeError):

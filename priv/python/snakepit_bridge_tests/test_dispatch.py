@@ -85,6 +85,17 @@ class DispatchTest(unittest.TestCase):
             {"id": 1, "ok": True, "result": 3},
         )
 
+    def test_heartbeats_are_answered_by_the_bridge_never_by_a_tool(self):
+        class OwnPing(BaseAdapter):
+            @tool
+            def ping(self, message):  # a required argument: a health check must not call it
+                raise AssertionError("a heartbeat reached the adapter's ping")
+
+        dispatcher = Dispatcher(OwnPing(), max_frame_size=1000)
+        sent = []
+        dispatcher.handle(b'{"id":9,"heartbeat":true}', sent.append)
+        self.assertEqual([json.loads(frame) for frame in sent], [{"id": 9, "ok": True, "result": None}])
+
     def test_replies_are_compact_utf8(self):
         sent = []
         self.dispatcher.handle(b'{"id":2,"command":"echo","args":{"s":"\\u00e9"}}', sent.append)
