@@ -83,6 +83,9 @@ def serve(reader, reply_fd, dispatcher, max_frame_size):
     while True:
         payload = read_frame(reader, max_frame_size)
         if payload is None:
+            # End of file: from here on a stop signal must not interrupt the clean-up that
+            # follows (the pool closes the pipe and signals SIGTERM together when it stops).
+            _signals["stopping"] = True
             return
         try:
             handle(payload, send)
@@ -124,11 +127,17 @@ def _parse_args(argv):
     return options.adapter
 
 
+# Whether the worker is already stopping (end of file seen): a signal then has nothing to
+# interrupt, and raising would cut the adapter's clean-up short.
+_signals = {"stopping": False}
+
+
 def _handle_signals(*signums):
     def on_signal(_signum, _frame):
         for signum in signums:  # one Terminated is enough; ignore repeats
             signal.signal(signum, signal.SIG_IGN)
-        raise Terminated
+        if not _signals["stopping"]:
+            raise Terminated
 
     for signum in signums:
         signal.signal(signum, on_signal)
