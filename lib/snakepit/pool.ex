@@ -58,6 +58,7 @@ defmodule Snakepit.Pool do
     * `{:circuit_open, failures}` - `failures` starts failed in a row
     * `:circuit_closed` - a worker started again after the circuit opened
     * `{:caller_gone, request_id}` - a caller died while its request waited; it was dropped
+    * `:health_check_passed` - an idle worker answered its health check
 
   A worker of an `execute/3` adapter is a BEAM process (`Snakepit.BeamWorker`, linked to this
   process), not an OS process: its events carry `nil` as `os_pid`.
@@ -358,6 +359,8 @@ defmodule Snakepit.Pool do
     Logger.info("pool #{inspect(state.name)}: a worker started again; circuit closed")
     state
   end
+
+  defp handle_event(:health_check_passed, state), do: state
 
   defp handle_event({:caller_gone, request_id}, state) do
     Logger.debug("pool #{inspect(state.name)}: caller of queued request #{request_id} died")

@@ -246,7 +246,10 @@ impl<H: Host> Dispatch<H> {
         }
         self.next_request(slot_index, now, &mut effects);
         let completed = match inflight.kind {
-            Kind::HealthCheck => Completed::HealthCheck { ok: true },
+            Kind::HealthCheck => {
+                effects.events.push(Event::HealthCheckPassed);
+                Completed::HealthCheck { ok: true }
+            }
             Kind::Request => {
                 if inflight.reply.is_some() {
                     let outcome = if failed {

@@ -43,6 +43,8 @@ pub enum Event {
     CircuitClosed,
     /// The caller of queued request `request` died; the request was dropped, never run.
     CallerGone { request: u64 },
+    /// A worker answered its health check.
+    HealthCheckPassed,
 }
 
 /// Work decided under the lock, carried out after it is released, in field order.

@@ -343,6 +343,7 @@ fn idle_workers_are_health_checked_and_a_failed_check_gets_no_work() {
     ));
     let (completed, effects) = d.on_reply(0, 100, 77, false, clock.at(1002));
     assert!(matches!(completed, Completed::HealthCheck { ok: true }));
+    assert_eq!(effects.events, vec![Event::HealthCheckPassed]);
     assert_eq!(
         effects.sends,
         vec![(100, Send::Frame(1u64.to_le_bytes().to_vec()))]

@@ -42,6 +42,7 @@ rustler::atoms! {
     worker_start_failed,
     circuit_closed,
     caller_gone,
+    health_check_passed,
 
     // BEAM workers: the owner's orders, a worker's messages
     snakepit_beam,

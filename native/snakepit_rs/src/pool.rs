@@ -313,6 +313,7 @@ impl Owner {
             Event::CallerGone { request } => {
                 self.event(|env| (atoms::caller_gone(), request).encode(env))
             }
+            Event::HealthCheckPassed => self.event(|env| atoms::health_check_passed().encode(env)),
         }
     }
 }
