@@ -37,6 +37,12 @@ pub enum Handshake {
         /// act on them.
         #[serde(default)]
         control: Vec<String>,
+        /// The worker reads control frames (cancel) from the descriptor the pool names in
+        /// `SNAKEPIT_CONTROL_FD`, beside the request stream, so it sees them while a tool runs.
+        /// False (the default, and left out when encoding): control frames come in the request
+        /// stream, between requests.
+        #[serde(default, skip_serializing_if = "is_false")]
+        control_fd: bool,
     },
     Fatal {
         message: String,
@@ -48,6 +54,18 @@ pub enum Handshake {
 }
 
 impl Handshake {
+    /// Whether this is a ready handshake announcing that the worker reads control frames from
+    /// its control descriptor.
+    pub fn reads_control_fd(&self) -> bool {
+        matches!(
+            self,
+            Handshake::Ready {
+                control_fd: true,
+                ..
+            }
+        )
+    }
+
     /// Whether this is a ready handshake announcing the control frame `kind`.
     pub fn accepts_control(&self, kind: &str) -> bool {
         match self {
@@ -55,6 +73,10 @@ impl Handshake {
             Handshake::Fatal { .. } => false,
         }
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// Reads a handshake frame. Only a JSON object is one (serde's tagged enums would also take an
@@ -105,6 +127,15 @@ mod tests {
                 .unwrap();
         assert!(ready.accepts_control(CONTROL_CANCEL));
         assert!(!ready.accepts_control(CONTROL_HEARTBEAT));
+        assert!(!ready.reads_control_fd());
+    }
+
+    #[test]
+    fn control_fd_is_announced_and_encoded_only_when_true() {
+        let payload = br#"{"type":"ready","protocol":1,"pid":7,"adapter":null,"commands":[],"control":["cancel"],"control_fd":true}"#;
+        let ready = parse_handshake(payload).unwrap();
+        assert!(ready.reads_control_fd());
+        assert_eq!(&encode_handshake(&ready, 1024).unwrap()[4..], payload);
     }
 
     #[test]
@@ -115,6 +146,7 @@ mod tests {
             adapter: None,
             commands: vec!["ping".into()],
             control: vec![CONTROL_CANCEL.into(), CONTROL_HEARTBEAT.into()],
+            control_fd: false,
         };
         let frame = encode_handshake(&ready, 1024).unwrap();
         let payload = br#"{"type":"ready","protocol":1,"pid":7,"adapter":null,"commands":["ping"],"control":["cancel","heartbeat"]}"#;

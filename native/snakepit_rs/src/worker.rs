@@ -1,5 +1,5 @@
-//! One worker: an OS process (how it is launched — fd 3 requests, fd 4 replies, own process
-//! group, parent-death signal, no inherited descriptors — and signalled), or a BEAM process
+//! One worker: an OS process (how it is launched — fd 3 requests, fd 4 replies, fd 5 control
+//! frames, own process group, parent-death signal, no inherited descriptors — and signalled), or a BEAM process
 //! running an Elixir adapter (`beam.rs`). The pool and its core treat both alike.
 
 use std::fs::File;
@@ -23,6 +23,9 @@ use crate::request_pipe::RequestPipe;
 /// The fds a worker reads requests from and writes replies to (Erlang's `:nouse_stdio` convention).
 const CHILD_REQUEST_FD: RawFd = 3;
 const CHILD_REPLY_FD: RawFd = 4;
+/// The fd a worker may read control frames (cancel) from while a tool runs, if its handshake says
+/// it does (`control_fd`); other workers get them in the request stream.
+const CHILD_CONTROL_FD: RawFd = 5;
 
 /// The command health checks send to an OS process that does not announce heartbeat frames.
 const HEALTH_CHECK_COMMAND: &str = "ping";
@@ -38,6 +41,10 @@ pub struct WorkerHandle {
     /// heartbeats, never a request that an adapter's own `ping` tool could answer. Set once, by
     /// the reader, before the worker is installed (and so before any health check).
     heartbeat: AtomicBool,
+    /// Whether the worker's handshake said it reads control frames from its control descriptor:
+    /// its cancel frames then go there, where it sees them while the tool runs. Set with
+    /// `heartbeat`.
+    control_fd: AtomicBool,
 }
 
 /// Where a worker's requests go.
@@ -46,6 +53,7 @@ enum Endpoint {
     Process {
         os_pid: u32,
         requests: Arc<RequestPipe>,
+        control: Arc<RequestPipe>,
     },
     /// A BEAM process: requests are sent as messages.
     Beam(BeamProcess),
@@ -69,6 +77,7 @@ impl WorkerHandle {
             id,
             endpoint: Endpoint::Beam(process),
             heartbeat: AtomicBool::new(false),
+            control_fd: AtomicBool::new(false),
         }
     }
 
@@ -76,6 +85,8 @@ impl WorkerHandle {
     pub fn handshaken(&self, handshake: &Handshake) {
         let heartbeat = handshake.accepts_control(CONTROL_HEARTBEAT);
         self.heartbeat.store(heartbeat, Ordering::Release);
+        let control_fd = handshake.reads_control_fd();
+        self.control_fd.store(control_fd, Ordering::Release);
     }
 
     /// Whether health checks reach this worker as heartbeat frames.
@@ -104,21 +115,33 @@ impl WorkerHandle {
     pub fn send(&self, env: Option<Env>, send: Send) {
         match &self.endpoint {
             // An OS process gets a frame (see `RequestPipe::send`).
-            Endpoint::Process { requests, .. } => requests.send(match send {
-                Send::Frame(frame) => frame,
-                Send::Cancel(id) => encode_cancel(id),
-                Send::HealthCheck(id) if self.takes_heartbeats() => encode_heartbeat(id),
-                Send::HealthCheck(id) => ping_frame(id),
-            }),
+            Endpoint::Process {
+                requests, control, ..
+            } => match send {
+                Send::Frame(frame) => requests.send(frame),
+                Send::Cancel(id) if self.control_fd.load(Ordering::Acquire) => {
+                    control.send(encode_cancel(id))
+                }
+                Send::Cancel(id) => requests.send(encode_cancel(id)),
+                Send::HealthCheck(id) if self.takes_heartbeats() => {
+                    requests.send(encode_heartbeat(id))
+                }
+                Send::HealthCheck(id) => requests.send(ping_frame(id)),
+            },
             Endpoint::Beam(process) => process.send(env, send),
         }
     }
 
-    /// Asks the worker to exit: closes an OS process's request pipe (a well-behaved worker exits
-    /// on end of file); tells a BEAM worker to finish.
+    /// Asks the worker to exit: closes an OS process's request and control pipes (a well-behaved
+    /// worker exits on end of file); tells a BEAM worker to finish.
     pub fn close_requests(&self, env: Option<Env>) {
         match &self.endpoint {
-            Endpoint::Process { requests, .. } => requests.close(),
+            Endpoint::Process {
+                requests, control, ..
+            } => {
+                requests.close();
+                control.close();
+            }
             Endpoint::Beam(process) => process.close(env),
         }
     }
@@ -174,6 +197,7 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
     let id = worker_id(config, uid);
     let (request_read, request_write) = pipe()?;
     let (reply_read, reply_write) = pipe()?;
+    let (control_read, control_write) = pipe()?;
 
     let mut command = Command::new(&config.executable);
     command
@@ -182,6 +206,7 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         .env("SNAKEPIT_PROTOCOL", "1")
         .env("SNAKEPIT_REQUEST_FD", CHILD_REQUEST_FD.to_string())
         .env("SNAKEPIT_REPLY_FD", CHILD_REPLY_FD.to_string())
+        .env("SNAKEPIT_CONTROL_FD", CHILD_CONTROL_FD.to_string())
         .env("SNAKEPIT_WORKER_ID", &id)
         .env("SNAKEPIT_RUN_ID", &config.run_id)
         .env("SNAKEPIT_MAX_FRAME_SIZE", config.max_frame_size.to_string())
@@ -192,13 +217,17 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         command.current_dir(cwd);
     }
     let parent = unsafe { libc::getpid() };
-    let (child_requests, child_replies) = (request_read.as_raw_fd(), reply_write.as_raw_fd());
+    let child_fds = [
+        request_read.as_raw_fd(),
+        reply_write.as_raw_fd(),
+        control_read.as_raw_fd(),
+    ];
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(move || {
-            place_fds(child_requests, child_replies)?;
+            place_fds(child_fds)?;
             // Nothing else of the BEAM's (sockets, other workers' pipes) leaks into the worker.
-            libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
+            libc::syscall(libc::SYS_close_range, 6u32, u32::MAX, 0u32);
             // The BEAM ignores SIGCHLD (and SIGFPE), and ignored signals survive exec: a worker
             // would then get no exit status from its own children (Python's subprocess reports 0
             // for every command). Start with every signal at its default.
@@ -222,7 +251,7 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         });
     }
     let mut child = command.spawn()?;
-    drop((request_read, reply_write));
+    drop((request_read, reply_write, control_read));
     let os_pid = child.id();
     if let Some(watchdog) = &config.watchdog {
         crate::watchdog::watch(watchdog, os_pid);
@@ -236,8 +265,10 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         endpoint: Endpoint::Process {
             os_pid,
             requests: RequestPipe::new(request_write)?,
+            control: RequestPipe::new(control_write)?,
         },
         heartbeat: AtomicBool::new(false),
+        control_fd: AtomicBool::new(false),
     });
     Ok(Spawned {
         handle,
@@ -249,17 +280,22 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
     })
 }
 
-/// Puts the two pipe ends on fds 3 and 4 in the child. Both are first copied above 10 (closed on
-/// exec) so that neither `dup2` can overwrite the other end, wherever the originals happen to sit.
-unsafe fn place_fds(requests: RawFd, replies: RawFd) -> io::Result<()> {
-    let requests = libc::fcntl(requests, libc::F_DUPFD_CLOEXEC, 10);
-    let replies = libc::fcntl(replies, libc::F_DUPFD_CLOEXEC, 10);
-    if requests < 0
-        || replies < 0
-        || libc::dup2(requests, CHILD_REQUEST_FD) < 0
-        || libc::dup2(replies, CHILD_REPLY_FD) < 0
-    {
-        return Err(io::Error::last_os_error());
+/// Puts the pipe ends (requests, replies, control) on fds 3, 4 and 5 in the child. All are first
+/// copied above 10 (closed on exec) so that no `dup2` can overwrite another end, wherever the
+/// originals happen to sit. Async-signal-safe: no allocation.
+unsafe fn place_fds(fds: [RawFd; 3]) -> io::Result<()> {
+    let targets = [CHILD_REQUEST_FD, CHILD_REPLY_FD, CHILD_CONTROL_FD];
+    let mut copies = [-1; 3];
+    for (copy, fd) in copies.iter_mut().zip(fds) {
+        *copy = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+        if *copy < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    for (copy, target) in copies.into_iter().zip(targets) {
+        if libc::dup2(copy, target) < 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }

@@ -82,6 +82,8 @@ fn main() {
             adapter: None,
             commands: COMMANDS.iter().map(|command| command.to_string()).collect(),
             control,
+            // It reads cancel frames in its request stream, between requests.
+            control_fd: false,
         })
     };
     if let Err(error) = sent {

@@ -7,6 +7,8 @@ session, a queue) still works in the async tools and ``cleanup()`` that
 follow. ``asyncio`` is imported only when an adapter first needs it.
 """
 
+from . import control
+
 _loop = None
 
 
@@ -21,7 +23,8 @@ def settle(value):
         _loop = asyncio.new_event_loop()
     task = asyncio.ensure_future(value, loop=_loop)
     try:
-        return _loop.run_until_complete(task)
+        with control.awaiting(_loop, task):  # a cancel frame cancels the task
+            return _loop.run_until_complete(task)
     except BaseException:
         # Interrupted while the task waited (SIGTERM, or an exception raised
         # in this thread to cancel the request): cancel it, so that it ends

@@ -7,10 +7,12 @@ one encode and one send.
 A request is handled in two steps, which ``handle`` runs back to back:
 ``accept`` reads the frame and sends at once the replies that need no tool
 (protocol errors, unknown commands), returning a ``Call`` otherwise; ``run``
-calls the tool and sends its reply frames. ``run`` may be called on
-another thread than ``accept``: the Call's ``context`` (a SessionContext)
-is what that tool sees, and ``context.cancel_event`` is how the worker
-tells it the request was cancelled.
+calls the tool and sends its reply frames. The worker's serve loop puts a
+cancel scope (snakepit_bridge.control) around the second step, using
+``reply``, which sends a stream's chunks and returns the final reply frame.
+The Call's ``context`` (a SessionContext) is what the tool sees, and
+``context.cancel_event`` is how the worker tells it the request was
+cancelled.
 """
 
 import traceback
@@ -137,10 +139,20 @@ class Dispatcher:
     def run(self, call, send):
         """Call the tool of an accepted request and send its reply frames:
         exactly one final reply, after the chunks of a streamed one."""
+        send(self.reply(call, send))
+
+    def reply(self, call, send_chunk):
+        """Call the tool of an accepted request; returns its final reply
+        frame, after passing a streamed reply's chunks to ``send_chunk``."""
         if call.stream:
-            self._stream(call, send)
-        else:
-            send(self._call(call))
+            return self._stream(call, send_chunk)
+        return self._call(call)
+
+    @staticmethod
+    def cancelled(request_id):
+        """The final reply of a request its cancellation stopped."""
+        message = f"request {request_id} was cancelled: its timeout passed"
+        return protocol.encode_lossy(protocol.failure(request_id, "Cancelled", message))
 
     def _invoke(self, call):
         """The tool's return value, as it returned it. The adapter's session
@@ -160,12 +172,12 @@ class Dispatcher:
         except Exception as exc:
             return self._failure(call.request_id, exc)
 
-    def _stream(self, call, send):
-        """Send each item the tool yields as a chunk, then the final reply.
+    def _stream(self, call, send_chunk):
+        """Send each item the tool yields as a chunk; returns the final reply.
 
         A tool that returns something other than an iterator streams it as a
-        single chunk. Should ``send`` itself fail, sending the failure reply
-        fails the same way and that error reaches the caller.
+        single chunk. Should ``send_chunk`` fail, the failure reply is
+        returned, and sending it fails the same way, reaching the caller.
         """
         request_id = call.request_id
         items = ()
@@ -178,11 +190,12 @@ class Dispatcher:
             else:
                 items = iter((result,))
             for item in items:
-                send(self._encode(protocol.encode_chunk, request_id, _chunk_data(item), "chunk"))
+                chunk = self._encode(protocol.encode_chunk, request_id, _chunk_data(item), "chunk")
+                send_chunk(chunk)
         except Exception as exc:
-            send(self._failure(request_id, exc))
+            return self._failure(request_id, exc)
         else:
-            send(protocol.encode(protocol.done(request_id)))
+            return protocol.encode(protocol.done(request_id))
         finally:
             close = getattr(items, "close", None)
             if close is not None:

@@ -51,12 +51,12 @@ def encode_lossy(message):
     return _ENCODER.encode(message).encode("utf-8", "replace")
 
 
-def ready(adapter, commands, control=()):
+def ready(adapter, commands, control=(), control_fd=False):
     """The handshake frame: the worker is up and takes requests. ``control``
-    lists the control frames it acts on: the bridge answers heartbeats (the
-    pool's health checks) and skips cancel frames, so it announces
-    ``heartbeat`` only."""
-    return {
+    lists the control frames it acts on (the bridge answers heartbeats, and
+    acts on cancels when it has a control descriptor); ``control_fd`` says
+    it reads cancel frames from that descriptor."""
+    frame = {
         "type": "ready",
         "protocol": PROTOCOL_VERSION,
         "pid": os.getpid(),
@@ -64,6 +64,9 @@ def ready(adapter, commands, control=()):
         "commands": commands,
         "control": list(control),
     }
+    if control_fd:
+        frame["control_fd"] = True
+    return frame
 
 
 def fatal(message, error_type, traceback):

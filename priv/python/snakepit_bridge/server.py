@@ -2,7 +2,10 @@
 requests one at a time until the request pipe closes, clean up, exit.
 
 Requests are read from fd 3 and replies written to fd 4 (Erlang's
-``nouse_stdio`` convention), so stdout and stderr stay free for logs.
+``nouse_stdio`` convention), so stdout and stderr stay free for logs. The
+main thread reads requests and runs tools; a control thread reads cancel
+frames from fd 5 (``SNAKEPIT_CONTROL_FD``) and stops the running tool
+(snakepit_bridge.control).
 """
 
 import argparse
@@ -12,7 +15,7 @@ import signal
 import sys
 import traceback
 
-from . import framing, protocol
+from . import control, framing, protocol
 from .dispatch import Dispatcher, ProtocolViolation
 from .loader import start_adapter, stop_adapter
 
@@ -60,9 +63,15 @@ def main(argv=None):
     status = EXIT_OK
     try:
         _handle_signals(signal.SIGTERM, signal.SIGINT)
-        ready = protocol.ready(adapter_path, dispatcher.command_names(), control=("heartbeat",))
+        scope = _start_control(max_frame_size)
+        if scope is None:
+            ready = protocol.ready(adapter_path, dispatcher.command_names(), control=("heartbeat",))
+        else:
+            ready = protocol.ready(
+                adapter_path, dispatcher.command_names(), control=control.KINDS, control_fd=True
+            )
         framing.write_frame(reply_fd, protocol.encode_lossy(ready))
-        serve(reader, reply_fd, dispatcher, max_frame_size)
+        serve(reader, reply_fd, dispatcher, max_frame_size, scope)
     except (Terminated, BrokenPipeError):
         pass  # asked to stop, or the pool is gone
     except framing.FrameError as exc:
@@ -75,11 +84,16 @@ def main(argv=None):
     return status
 
 
-def serve(reader, reply_fd, dispatcher, max_frame_size):
-    """Answer request frames until the request stream ends."""
+def serve(reader, reply_fd, dispatcher, max_frame_size, scope=None):
+    """Answer request frames until the request stream ends; with a cancel
+    ``scope``, each tool runs inside it."""
     send = functools.partial(framing.write_frame, reply_fd)
     read_frame = framing.read_frame
-    handle = dispatcher.handle
+    if scope is None:
+        handle = dispatcher.handle
+    else:
+        send_chunk = functools.partial(_send_chunk, scope, send)
+        handle = functools.partial(_handle_cancellable, dispatcher, scope, send_chunk)
     while True:
         payload = read_frame(reader, max_frame_size)
         if payload is None:
@@ -91,6 +105,54 @@ def serve(reader, reply_fd, dispatcher, max_frame_size):
             handle(payload, send)
         except ProtocolViolation as exc:
             log(f"ignoring a frame: {exc}")
+
+
+def _handle_cancellable(dispatcher, scope, send_chunk, payload, send):
+    """``Dispatcher.handle`` with the tool inside ``scope``: a cancel frame
+    stops it, and its final reply is then a ``Cancelled`` failure."""
+    call = dispatcher.accept(payload, send)
+    if call is None:
+        return
+    # exit() ends what a cancel can do: after it, the cancel is one that crossed the reply.
+    try:
+        scope.enter(call.request_id, call.context)
+        final = dispatcher.reply(call, send_chunk)
+        scope.exit()
+    except control.Cancelled:
+        scope.exit()  # a request is cancelled once: nothing more can fire
+        final = dispatcher.cancelled(call.request_id)
+    except BaseException:
+        scope.exit()
+        raise
+    send(final)
+
+
+def _send_chunk(scope, send, chunk):
+    scope.hold()
+    send(chunk)
+    scope.release()
+
+
+def _start_control(max_frame_size):
+    """The cancel scope, with its control reader running, if the pool gave
+    the worker a control descriptor; None otherwise (cancel frames are then
+    skipped, and a tool that overruns its timeout costs its worker)."""
+    try:
+        control_fd = _env_int("SNAKEPIT_CONTROL_FD", -1)
+    except ValueError as exc:
+        log(f"no cancellation: {exc}")
+        return None
+    if control_fd < 0:
+        return None
+    try:
+        stream = control.open_reader(control_fd)
+    except OSError as exc:
+        log(f"no cancellation: control fd {control_fd} is not open ({exc.strerror})")
+        return None
+    scope = control.CancelScope()
+    control.install(scope)
+    control.ControlReader(stream, scope, max_frame_size, log).start()
+    return scope
 
 
 def _env_int(name, default):

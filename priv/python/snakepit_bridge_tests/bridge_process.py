@@ -32,11 +32,16 @@ class PipeReader:
 class BridgeProcess:
     """A worker child. With ``default_fds`` the pipes are placed on fds 3
     and 4 and no SNAKEPIT_*_FD variables are set (an Erlang port's view);
-    otherwise the variables name wherever the pipes happen to be."""
+    otherwise the variables name wherever the pipes happen to be. With
+    ``control`` it also gets a control pipe (SNAKEPIT_CONTROL_FD), as the
+    pool gives it; ``send_control`` writes there."""
 
-    def __init__(self, *args, env=None, default_fds=False, timeout=10, python=sys.executable):
+    def __init__(
+        self, *args, env=None, default_fds=False, control=False, timeout=10, python=sys.executable
+    ):
         request_read, self.request_fd = os.pipe()
         reply_read, reply_write = os.pipe()
+        control_read, self.control_fd = os.pipe() if control else (None, None)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEPIT_")}
         environment["PYTHONPATH"] = os.pathsep.join([PYTHON_ROOT, TEST_ADAPTER_DIR])
         environment["PYTHONUNBUFFERED"] = "1"
@@ -49,6 +54,9 @@ class BridgeProcess:
             environment["SNAKEPIT_REQUEST_FD"] = str(request_read)
             environment["SNAKEPIT_REPLY_FD"] = str(reply_write)
             options = {"pass_fds": (request_read, reply_write)}
+        if control:
+            environment["SNAKEPIT_CONTROL_FD"] = str(control_read)
+            options["pass_fds"] = (*options.get("pass_fds", ()), control_read)
         environment.update(env or {})
         self.process = subprocess.Popen(
             [python, "-m", "snakepit_bridge", *args],
@@ -60,12 +68,17 @@ class BridgeProcess:
         )
         os.close(request_read)
         os.close(reply_write)
+        if control_read is not None:
+            os.close(control_read)
         self.reply_fd = reply_read
         self.replies = PipeReader(reply_read, timeout)
         self.timeout = timeout
 
     def send(self, message):
         write_frame(self.request_fd, json.dumps(message).encode())
+
+    def send_control(self, message):
+        write_frame(self.control_fd, json.dumps(message).encode())
 
     def send_raw(self, data):
         os.write(self.request_fd, data)
@@ -84,6 +97,9 @@ class BridgeProcess:
         if self.request_fd is not None:
             os.close(self.request_fd)
             self.request_fd = None
+        if self.control_fd is not None:
+            os.close(self.control_fd)
+            self.control_fd = None
         out, err = self.process.communicate(timeout=self.timeout)
         if self.reply_fd is not None:
             os.close(self.reply_fd)

@@ -130,7 +130,10 @@ class WorkerToPoolTest(unittest.TestCase):
             if meaning["type"] == "ready":
                 with mock.patch.object(protocol.os, "getpid", return_value=meaning["pid"]):
                     message = protocol.ready(
-                        meaning["adapter"], meaning["commands"], meaning["control"]
+                        meaning["adapter"],
+                        meaning["commands"],
+                        meaning["control"],
+                        meaning.get("control_fd", False),
                     )
             else:
                 message = protocol.fatal(
