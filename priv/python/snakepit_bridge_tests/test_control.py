@@ -89,7 +89,10 @@ class CancelScopeTest(unittest.TestCase):
 
     def cancel_from_another_thread(self, request_id, after=None):
         """Cancels ``request_id`` from a thread, once ``after`` (an Event) is set."""
-        return in_thread(lambda: (after is None or after.wait(TIMEOUT)) and self.scope.cancel(request_id))
+        def cancel():
+            return (after is None or after.wait(TIMEOUT)) and self.scope.cancel(request_id)
+
+        return in_thread(cancel)
 
     def test_a_cancel_raises_in_the_running_python_code_and_sets_the_flag(self):
         self.scope.enter(7, self.context)
