@@ -17,6 +17,11 @@ pub const CONTROL_CANCEL: &str = "cancel";
 /// `ping` request instead.
 pub const CONTROL_HEARTBEAT: &str = "heartbeat";
 
+/// The control frame kind that tells a worker a session ended
+/// (`{"session_end":true,"session_id":"..."}`), as listed in a ready handshake's `control`. Only
+/// workers that announce it are sent one.
+pub const CONTROL_SESSION_END: &str = "session_end";
+
 /// The first frame a worker sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]

@@ -72,6 +72,17 @@ pub fn encode_heartbeat(id: u64) -> Vec<u8> {
     control_frame(id, "heartbeat")
 }
 
+/// A session-end frame: session `session_id` ended (deleted, expired or cleaned up), so a worker
+/// that announced [`CONTROL_SESSION_END`](crate::handshake::CONTROL_SESSION_END) drops what it
+/// kept for it. It has no id and gets no reply; it comes in the request stream, between requests.
+pub fn encode_session_end(session_id: &str) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(48 + session_id.len());
+    payload.extend_from_slice(b"{\"session_end\":true,\"session_id\":");
+    write_json_str(&mut payload, session_id);
+    payload.push(b'}');
+    encode_frame(&payload, usize::MAX).expect("a session id fits a frame")
+}
+
 /// `{"id":N,"<kind>":true}`.
 fn control_frame(id: u64, kind: &str) -> Vec<u8> {
     let payload = format!("{{\"id\":{id},\"{kind}\":true}}");
@@ -94,6 +105,8 @@ pub enum Incoming<'f> {
     Cancel { id: u64 },
     /// A health check numbered `id`: answered with a success reply to `id`, in request order.
     Heartbeat { id: u64 },
+    /// Session `session_id` ended: drop what was kept for it; no reply.
+    SessionEnd { session_id: Cow<'f, str> },
     /// A control frame of a kind this crate does not know (an object with no `command` and a
     /// member named after its kind). The pool sends only the kinds a worker announced, so a
     /// worker skips these.
@@ -125,6 +138,13 @@ pub fn parse_request(frame: &[u8]) -> Result<Incoming<'_>, BadRequest> {
     if members.heartbeat {
         let id = id.ok_or_else(|| ignored("a heartbeat frame without a usable id"))?;
         return Ok(Incoming::Heartbeat { id });
+    }
+    if members.session_end {
+        let session_id = members
+            .session_id
+            .and_then(text)
+            .ok_or_else(|| ignored("a session_end frame without a string session_id"))?;
+        return Ok(Incoming::SessionEnd { session_id });
     }
     if let (None, Some(kind)) = (members.command, members.other) {
         return Ok(Incoming::UnknownControl { id, kind });
@@ -192,6 +212,7 @@ struct Members<'f> {
     stream: Option<&'f RawValue>,
     cancel: bool,
     heartbeat: bool,
+    session_end: bool,
     /// The first member that is none of the above: the kind of a control frame.
     other: Option<Cow<'f, str>>,
 }
@@ -224,6 +245,7 @@ impl<'de> Visitor<'de> for MembersVisitor {
                 "stream" => members.stream = Some(value),
                 "cancel" => members.cancel = true,
                 "heartbeat" => members.heartbeat = true,
+                "session_end" => members.session_end = true,
                 _ if members.other.is_none() => members.other = Some(key),
                 _ => {}
             }

@@ -14,8 +14,8 @@ use snakepit_protocol::reply::{
     encode_chunk, encode_done, encode_error, encode_ok, parse_reply, Reply, WorkerError,
 };
 use snakepit_protocol::request::{
-    encode_cancel, encode_heartbeat, encode_request, parse_request, BadRequest, Incoming,
-    RequestHead,
+    encode_cancel, encode_heartbeat, encode_request, encode_session_end, parse_request, BadRequest,
+    Incoming, RequestHead,
 };
 
 const VECTORS: &str = include_str!("../../../docs/protocol_vectors.json");
@@ -267,6 +267,15 @@ fn requests_cancels_heartbeats_and_control_frames() {
                     assert_eq!(encode_heartbeat(id), case.frame(), "{name}: encoded");
                 }
             }
+            ("session_end", Ok(Incoming::SessionEnd { session_id })) => {
+                let expected: String = case.get("session_id");
+                assert_eq!(session_id, expected, "{name}");
+                assert_eq!(
+                    encode_session_end(&expected),
+                    case.frame(),
+                    "{name}: encoded"
+                );
+            }
             ("control", Ok(Incoming::UnknownControl { id, kind })) => {
                 assert!(
                     case.parse_only,
@@ -374,13 +383,21 @@ fn every_kind_of_case_is_there() {
         "request",
         "cancel",
         "heartbeat",
+        "session_end",
         "control",
         "handshake",
         "reply",
     ] {
         assert!(count(kind, true) > 0, "no valid {kind}");
     }
-    for kind in ["request", "heartbeat", "handshake", "reply", "frame"] {
+    for kind in [
+        "request",
+        "heartbeat",
+        "session_end",
+        "handshake",
+        "reply",
+        "frame",
+    ] {
         assert!(count(kind, false) > 0, "no invalid {kind}");
     }
     for outcome in ["ok", "error", "chunk", "done"] {

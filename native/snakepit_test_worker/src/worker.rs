@@ -138,6 +138,10 @@ impl Worker {
                 eprintln!("snakepit_test_worker: ignoring a heartbeat frame (not announced)");
                 Ok(())
             }
+            Ok(Incoming::SessionEnd { .. }) => {
+                eprintln!("snakepit_test_worker: ignoring a session_end frame (not announced)");
+                Ok(())
+            }
             Ok(Incoming::UnknownControl { kind, .. }) => {
                 eprintln!(
                     "snakepit_test_worker: ignoring a control frame of unknown kind {kind:?}"

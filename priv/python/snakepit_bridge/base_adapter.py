@@ -69,6 +69,15 @@ class BaseAdapter:
         context = self.session_context or self._session_context
         return context.session_id if context is not None else None
 
+    @property
+    def session_state(self):
+        """A dict kept on this worker for the current request's session: what a
+        tool stores in it is there for the session's next call on this worker
+        (None for a call without a session). Dropped when the session ends,
+        after ``on_session_end(session_id, state)`` if the adapter defines it."""
+        context = self.session_context or self._session_context
+        return context.session_state if context is not None else None
+
     def set_session_context(self, session_context):
         """Called by the worker before each request with its SessionContext.
         An override should call this or set ``self.session_context``."""

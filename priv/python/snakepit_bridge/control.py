@@ -34,8 +34,10 @@ import threading
 
 from . import framing, protocol
 
-# The control frame kinds the bridge acts on when it has a control descriptor.
-KINDS = ("cancel", "heartbeat")
+# The control frame kinds the bridge acts on in its request stream (heartbeats, answered in
+# order; session ends, between requests), and with a control descriptor too (cancels).
+STREAM_KINDS = ("heartbeat", "session_end")
+KINDS = ("cancel", *STREAM_KINDS)
 
 # How many cancels of requests not read yet are remembered (see CancelScope.cancel).
 _MAX_EARLY = 64

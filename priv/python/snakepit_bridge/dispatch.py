@@ -15,6 +15,7 @@ The Call's ``context`` (a SessionContext) is what the tool sees, and
 cancelled.
 """
 
+import sys
 import traceback
 from collections.abc import Iterator
 
@@ -73,6 +74,9 @@ class Dispatcher:
         self._set_context = getattr(adapter, "set_session_context", None) or (
             lambda context: setattr(adapter, "session_context", context)
         )
+        # session id -> the dict a tool sees as its context's session_state, for every session
+        # this worker served; dropped when the pool says the session ended.
+        self.session_states = {}
 
     def command_names(self):
         return sorted(self.commands)
@@ -98,7 +102,10 @@ class Dispatcher:
         if type(request) is not dict:
             raise ProtocolViolation("request is not a JSON object")
         if "cancel" in request:
-            return None  # a cancel frame: the bridge does not act on it yet (no reply)
+            return None  # a cancel frame: the control reader's (snakepit_bridge.control)
+        if "session_end" in request and "heartbeat" not in request:
+            self.end_session(request.get("session_id"))
+            return None
         request_id = request.get("id")
         if type(request_id) is not int or request_id < 0:
             raise ProtocolViolation(f"request has no usable id: {request_id!r}")
@@ -132,9 +139,33 @@ class Dispatcher:
                 )
             )
             return None
-        context = SessionContext(None, request.get("session_id"), request_id=request_id)
+        session_id = request.get("session_id")
+        if type(session_id) is str:
+            state = self.session_states.get(session_id)
+            if state is None:
+                state = self.session_states[session_id] = {}
+        else:
+            session_id = state = None
+        context = SessionContext(None, session_id, request_id=request_id, session_state=state)
         function = None if self.router is not None else entry[0]
         return Call(request_id, command, args, stream, context, function)
+
+    def end_session(self, session_id):
+        """Session ``session_id`` ended: drop its state, and call the
+        adapter's ``on_session_end(session_id, state)`` hook (sync or async)
+        if this worker served the session. A failing hook is logged."""
+        if type(session_id) is not str:
+            raise ProtocolViolation(f"session_end frame without a session id: {session_id!r}")
+        state = self.session_states.pop(session_id, None)
+        hook = getattr(self.adapter, "on_session_end", None)
+        if state is None or not callable(hook):
+            return
+        try:
+            coroutines.settle(hook(session_id, state))
+        except Exception:
+            text = traceback.format_exc()
+            message = f"[snakepit_bridge] on_session_end({session_id!r}) failed:\n{text}"
+            print(message, file=sys.stderr, flush=True)
 
     def run(self, call, send):
         """Call the tool of an accepted request and send its reply frames:

@@ -65,7 +65,8 @@ def main(argv=None):
         _handle_signals(signal.SIGTERM, signal.SIGINT)
         scope = _start_control(max_frame_size)
         if scope is None:
-            ready = protocol.ready(adapter_path, dispatcher.command_names(), control=("heartbeat",))
+            kinds = control.STREAM_KINDS
+            ready = protocol.ready(adapter_path, dispatcher.command_names(), control=kinds)
         else:
             ready = protocol.ready(
                 adapter_path, dispatcher.command_names(), control=control.KINDS, control_fd=True

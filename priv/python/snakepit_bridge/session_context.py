@@ -9,6 +9,9 @@ adapter's ``execute_tool``. It carries:
 - ``request_metadata``: a dict; empty today, as the protocol carries no
   per-request metadata (upstream fills it from gRPC request metadata);
 - ``request_id``: the protocol's id of the request;
+- ``session_state``: a dict kept on this worker for the request's session,
+  the same dict for every call of that session this worker serves (None
+  without a session); dropped when the session ends;
 - ``cancel_event`` (a ``threading.Event``) and ``cancelled`` (a bool): set
   once the pool has cancelled the request (its caller's timeout passed). A
   long tool may poll ``self.session_context.cancelled`` and stop early.
@@ -53,9 +56,18 @@ _EVENT_LOCK = threading.Lock()
 class SessionContext:
     """The context of one request; see the module docstring."""
 
-    def __init__(self, stub=None, session_id=None, request_metadata=None, *, request_id=None):
+    def __init__(
+        self,
+        stub=None,
+        session_id=None,
+        request_metadata=None,
+        *,
+        request_id=None,
+        session_state=None,
+    ):
         self.stub = stub
         self.session_id = session_id
+        self.session_state = session_state
         self.request_metadata = {} if request_metadata is None else dict(request_metadata)
         self.request_id = request_id
         # The Event behind cancel_event, made on first use: most requests are

@@ -52,12 +52,12 @@ class CancellationTest(unittest.TestCase):
 
     def test_the_handshake_announces_cancel_and_the_control_descriptor(self):
         with Worker() as worker:
-            self.assertEqual(worker.ready["control"], ["cancel", "heartbeat"])
+            self.assertEqual(worker.ready["control"], ["cancel", "heartbeat", "session_end"])
             self.assertIs(worker.ready["control_fd"], True)
 
-    def test_without_a_control_descriptor_only_heartbeats_are_announced(self):
+    def test_without_a_control_descriptor_cancels_are_not_announced(self):
         with Worker(control=False) as worker:
-            self.assertEqual(worker.ready["control"], ["heartbeat"])
+            self.assertEqual(worker.ready["control"], ["heartbeat", "session_end"])
             self.assertNotIn("control_fd", worker.ready)
 
     def test_a_python_loop_is_stopped_by_the_exception(self):

@@ -94,7 +94,8 @@ class DispatchTest(unittest.TestCase):
         dispatcher = Dispatcher(OwnPing(), max_frame_size=1000)
         sent = []
         dispatcher.handle(b'{"id":9,"heartbeat":true}', sent.append)
-        self.assertEqual([json.loads(frame) for frame in sent], [{"id": 9, "ok": True, "result": None}])
+        replies = [json.loads(frame) for frame in sent]
+        self.assertEqual(replies, [{"id": 9, "ok": True, "result": None}])
 
     def test_replies_are_compact_utf8(self):
         sent = []
