@@ -2,7 +2,8 @@ defmodule Snakepit.Application do
   @moduledoc false
   # The callback of both applications this package provides (see `application/0` in mix.exs):
   #
-  #   * `:snakepit` (start args `[]`) runs `Snakepit.Supervisor`: the supervisor for pools and,
+  #   * `:snakepit` (start args `[]`) runs `Snakepit.Supervisor`: the session store
+  #     (`Snakepit.Bridge.SessionStore`, as upstream), the supervisor for pools and,
   #     with `config :snakepit, pooling_enabled: true`, the pools configured there
   #     (`Snakepit.Config`: the default pool `Snakepit.Pool`, and one more per extra entry of
   #     `pools:`).
@@ -35,7 +36,10 @@ defmodule Snakepit.Application do
     run_id()
     Snakepit.ProcessRegistry.init()
 
+    # The session store first: pools may subscribe to session ends as they start, and stop
+    # before it.
     children = [
+      Snakepit.Bridge.SessionStore,
       {DynamicSupervisor, name: Snakepit.PoolSupervisor, strategy: :one_for_one} | pools
     ]
 

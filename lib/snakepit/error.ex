@@ -31,6 +31,7 @@ defmodule Snakepit.Error do
   | `:args_too_large` | validation | the encoded request exceeds `:max_frame_size` |
   | `:invalid_option` | validation | a call option is invalid (`details.option` names it) |
   | `:unsupported_call` | validation | a `GenServer.call/3` to a pool's process that it does not answer |
+  | `:invalid_session_id` | validation | a session id is not 1 to 256 characters of `A-Za-z0-9_-` (see `Snakepit.SessionId`) |
   | `:pool_saturated` | pool | `:max_queue_size` requests are already waiting |
   | `:pool_not_initialized` | pool | the pool is not running, or none of its workers could start |
   | `:pool_not_found` | pool | `pool_name:` names no running pool (upstream's reason) |
@@ -107,6 +108,7 @@ defmodule Snakepit.Error do
     args_too_large: :validation,
     invalid_option: :validation,
     unsupported_call: :validation,
+    invalid_session_id: :validation,
     pool_saturated: :pool,
     pool_not_initialized: :pool,
     pool_not_found: :pool,
