@@ -142,7 +142,7 @@ defmodule SnakepitRs.MixProject do
   # The other way round (`:snakepit` a name for an application whose processes belong to
   # `:snakepit_rs`) was rejected: `Application.stop(:snakepit)` would stop nothing.
   def application do
-    [extra_applications: [:logger], mod: {Snakepit.Application, :package}]
+    [extra_applications: [:logger, :crypto], mod: {Snakepit.Application, :package}]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

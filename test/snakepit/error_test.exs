@@ -11,6 +11,7 @@ defmodule Snakepit.ErrorTest do
     invalid_args: :validation,
     args_too_large: :validation,
     invalid_option: :validation,
+    invalid_session_id: :validation,
     unsupported_call: :validation,
     pool_saturated: :pool,
     pool_not_initialized: :pool,
