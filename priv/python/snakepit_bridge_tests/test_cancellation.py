@@ -104,7 +104,7 @@ class CancellationTest(unittest.TestCase):
                 chunks.append(reply["chunk"])
             self.assertEqual(chunks, list(range(1, len(chunks) + 1)))
             self.assert_cancelled(reply, 1)
-            worker.wait_for_line("cancellation_adapter: ticks cancelled")
+            worker.wait_for_line("cancellation_adapter: ticks stopped")
             self.assert_serves_on(worker, 2)
 
     def test_a_cancel_that_crosses_the_reply_changes_nothing(self):
