@@ -51,6 +51,66 @@ defmodule Snakepit do
   def execute(command, args, opts \\ []), do: Call.execute(command, args, opts)
 
   @doc """
+  Runs `command` with `args` as part of session `session_id`: the session's requests go to the
+  worker that served it before, so that state a tool keeps on that worker (a loaded model, a
+  conversation, objects referred to by id) is found again. The same as `execute/3` with
+  `session_id: session_id` in `opts`; every option of `execute/3` applies.
+
+  `session_id` must be 1 to 256 bytes of ASCII letters, digits, `_` or `-`
+  (`^[A-Za-z0-9_-]+$`); anything else is `{:error, %Snakepit.Error{reason:
+  :invalid_session_id}}` and nothing is sent.
+
+  ## Affinity
+
+  A session is bound to the worker that last started one of its requests. A request of a
+  session that is not bound yet runs like any request (on an idle worker, else it waits for
+  the first free one) and binds the session to its worker. For a bound session, the
+  `:affinity` option (else the pool's `:affinity`, `:hint` by default; upstream's `affinity`
+  configuration key sets it) says what happens:
+
+    * `:hint` - the session's worker idle: it runs the request. Busy while another worker is
+      idle: the idle one runs it at once and the session moves there. Every worker busy: the
+      request waits for the session's worker, but only while every other worker is busy too -
+      the first worker to free up with nothing of its own sessions' to run takes it, and the
+      session moves there. So `:hint` promises that a request never waits while any worker is
+      idle, and that it runs on the session's worker whenever that costs no waiting: it does
+      *not* promise the same worker. State kept on a worker may be missing after a move (the
+      call then sees a fresh worker); use a strict mode when it must be there.
+    * `:strict_queue` - the request runs on the session's worker only, waiting for it while
+      it is busy, at most `:queue_timeout` (then `:queue_timeout`, as any waiting request).
+    * `:strict_fail_fast` - the session's worker idle: it runs the request; busy:
+      `{:error, %Snakepit.Error{reason: :worker_busy}}` at once, and nothing is queued.
+
+  If the session's worker is gone (it crashed or was killed, or was recycled by
+  `:worker_max_requests` / `:worker_ttl`), strict requests get `{:error, %Snakepit.Error{reason:
+  :session_worker_unavailable}}` - those waiting for it too - because the state kept there is
+  gone with it. As in upstream Snakepit, this holds for every later strict request of the
+  session until it is forgotten (`Snakepit.Pool.forget_session/2`, the end of the session) or a
+  `:hint` request moves it to a live worker. A `:hint` request just runs elsewhere and rebinds.
+
+  Requests of a session submitted at the same time before any of them started are plain
+  requests; once one starts, strict ones still waiting follow it to its worker. A binding
+  unused for the pool's `:session_ttl` (an hour by default) is forgotten.
+
+      {:ok, _} = Snakepit.execute_in_session("user_42", "load_model", %{name: "small"})
+      {:ok, out} = Snakepit.execute_in_session("user_42", "predict", %{x: 1}, affinity: :strict_queue)
+  """
+  @spec execute_in_session(String.t(), String.t(), Call.args(), keyword()) ::
+          {:ok, term()} | {:error, Error.t()}
+  def execute_in_session(session_id, command, args, opts \\ []) do
+    cond do
+      not Snakepit.Pool.Options.valid_session_id?(session_id) ->
+        {:error, Snakepit.Pool.Options.invalid_session_id(session_id)}
+
+      is_list(opts) ->
+        Call.execute(command, args, Keyword.put(opts, :session_id, session_id))
+
+      true ->
+        Call.execute(command, args, opts)
+    end
+  end
+
+  @doc """
   The pool's counters and occupancy, a map of:
 
     * `workers`, `available`, `busy` - worker slots: with a worker, idle, running a request
@@ -63,11 +123,15 @@ defmodule Snakepit do
       * `requests_lost` - its worker crashed or broke the protocol while running it
       * `shutdown_errors` - the pool stopped first
       * `circuit_errors` - it was waiting in the queue when the circuit opened
+      * `session_worker_lost` - it waited for its session's worker (strict affinity), which
+        went away (`:session_worker_unavailable`)
     * `callers_gone` - the caller died while its request waited in the queue: dropped, never run
+    * `sessions` - sessions bound to a worker (see `execute_in_session/4`)
     * `in_flight` - running now, no outcome yet
     * `queued` - waiting for a free worker now
-    * `pool_saturated`, `circuit_rejections` - calls refused at once (`:pool_saturated`,
-      `:circuit_open`); not requests
+    * `pool_saturated`, `circuit_rejections`, `worker_busy`, `session_worker_unavailable` -
+      calls refused at once (`:pool_saturated`, `:circuit_open`, `:worker_busy`,
+      `:session_worker_unavailable`); not requests
     * `worker_starts`, `worker_start_failures`, `worker_crashes` (a worker that died or broke
       the protocol, a failed health check among them), `workers_killed` (silent past a
       timeout and `:cancel_grace`, or a health check that got no answer), `worker_recycles`,

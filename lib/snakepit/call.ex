@@ -88,10 +88,10 @@ defmodule Snakepit.Call do
          # The adapter's request-path callbacks, if it has any (one lookup otherwise).
          {:ok, args, timeout, finish} <-
            Hooks.prepare(Hooks.lookup(native), command, args, opts[:timeout], default_timeout) do
-      session_id = Keyword.get(opts, :session_id)
+      session = session(opts)
       tag = make_ref()
 
-      case submit_native(native, tag, command, args, session_id, timeout_ms(timeout)) do
+      case submit_native(native, tag, command, args, session, timeout_ms(timeout)) do
         {:ok, request_id} ->
           {:ok, {native, tag, request_id, first_wait(queue_timeout, timeout), finish}}
 
@@ -112,10 +112,19 @@ defmodule Snakepit.Call do
   # fast proxy for the JSON's) it could outlast a scheduler slice, so a dirty scheduler takes it.
   @dirty_args_bytes 64 * 1024
 
-  defp submit_native(native, tag, command, args, session_id, timeout_ms) do
+  defp submit_native(native, tag, command, args, session, timeout_ms) do
     if :erlang.external_size(args) > @dirty_args_bytes,
-      do: Native.pool_submit_dirty(native, tag, command, args, session_id, timeout_ms),
-      else: Native.pool_submit(native, tag, command, args, session_id, timeout_ms)
+      do: Native.pool_submit_dirty(native, tag, command, args, session, timeout_ms),
+      else: Native.pool_submit(native, tag, command, args, session, timeout_ms)
+  end
+
+  # `nil`, or the session and its affinity (`nil`: the pool's); options are validated already.
+  # Without a session the affinity means nothing.
+  defp session(opts) do
+    case Keyword.get(opts, :session_id) do
+      nil -> nil
+      session_id -> {session_id, Options.affinity(Keyword.get(opts, :affinity))}
+    end
   end
 
   # Waits for `{tag, reply}`. When `wait` ms pass without it, the native pool decides atomically:
@@ -214,6 +223,8 @@ defmodule Snakepit.Call do
     pool_name = if is_list(opts), do: Keyword.get(opts, :pool_name, pool), else: pool
     call = %{command: command, pool: pool}
     call = if is_atom(pool_name), do: Map.put(call, :pool_name, pool_name), else: call
+    session_id = if is_list(opts), do: Keyword.get(opts, :session_id)
+    call = if is_binary(session_id), do: Map.put(call, :session_id, session_id), else: call
     {:error, %{error | details: Map.merge(call, details)}}
   end
 

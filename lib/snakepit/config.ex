@@ -76,9 +76,17 @@ defmodule Snakepit.Config do
   and `SNAKEPIT_LOG_LEVEL` for workers (unless a pool's `env` sets it).
   `adapter_env` entries may have atom keys and non-string values; they are made strings.
 
+  ## Sessions
+
+  `affinity` (top level, in `pool_config` or in a `pools:` entry: `:hint`, `:strict_queue` or
+  `:strict_fail_fast`, or upstream's strings in any case) is each pool's `:affinity`, the mode of
+  session requests that do not choose one (see `Snakepit.execute_in_session/4`).
+  `session_default_ttl` (seconds, upstream's key; default 3600) is each pool's `:session_ttl`:
+  a session unused that long is no longer bound to its worker, as the session store forgets it.
+
   ## What is not read
 
-  A key naming a feature snakepit_rs does not have (`grpc_port`, `grpc_listener`, `affinity`,
+  A key naming a feature snakepit_rs does not have (`grpc_port`, `grpc_listener`,
   `worker_profile: :thread`, `startup_batch_size`, …) or one it does not know gets one warning
   when the application starts, naming it; it never stops the application. An invalid value of
   a key that is read raises `ArgumentError` naming the key and the value.
@@ -104,6 +112,7 @@ defmodule Snakepit.Config do
     worker_ttl: :worker_ttl,
     worker_max_requests: :worker_max_requests,
     max_start_failures: :max_start_failures,
+    affinity: :affinity,
     grpc_worker_health_check_interval: :health_check_interval,
     grpc_worker_health_check_timeout_ms: :health_check_timeout
   ]
@@ -123,7 +132,10 @@ defmodule Snakepit.Config do
     :timeout_profile,
     :heartbeat,
     :log_level,
-    :process_registry_dir
+    :process_registry_dir,
+    :session_default_ttl,
+    # Read by `Snakepit.Bridge.SessionStore`.
+    :session_cleanup_interval
   ]
 
   # Upstream v0.13's timeout profiles: {default execution timeout, queue timeout}.
@@ -137,7 +149,6 @@ defmodule Snakepit.Config do
   }
 
   @log_levels [:debug, :info, :warning, :error, :none]
-  @affinities [:hint, :strict_queue, :strict_fail_fast]
   @default_key {__MODULE__, :default_pool}
 
   ## Reading
@@ -322,7 +333,6 @@ defmodule Snakepit.Config do
 
   @no_grpc "snakepit_rs has no gRPC (its workers talk to the BEAM over pipes)"
   @no_such "snakepit_rs has no such setting"
-  @no_affinity "snakepit_rs has no session affinity"
 
   # A top-level key: `{:option, name}`, `:read`, `:accepted` (our behaviour is what it asks),
   # `{:ignored, why}` or `{:invalid, expected}`.
@@ -346,8 +356,6 @@ defmodule Snakepit.Config do
       true -> global_feature(key)
     end
   end
-
-  defp global_feature(:affinity), do: {:ignored, @no_affinity}
 
   defp global_feature(key) do
     if String.starts_with?(Atom.to_string(key), "grpc_"),
@@ -388,8 +396,6 @@ defmodule Snakepit.Config do
     do: {:ignored, "pools of snakepit_rs share no capacity"}
 
   defp pool_key(:capacity_strategy, _value), do: {:invalid, ":pool, :profile or :hybrid"}
-  defp pool_key(:affinity, value) when value in @affinities, do: {:ignored, @no_affinity}
-  defp pool_key(:affinity, _value), do: {:invalid, inspect_list(@affinities)}
 
   defp pool_key(key, _value) do
     if key in Options.names(), do: {:option, key}, else: {:ignored, @no_such}
@@ -435,7 +441,29 @@ defmodule Snakepit.Config do
           Keyword.has_key?(env, key),
           do: {option, check!(option, env[key], key_name(key))}
 
-    profile |> put_all(before) |> put_all(heartbeat) |> put_all(after_)
+    profile
+    |> put_all(session_options(env))
+    |> put_all(before)
+    |> put_all(heartbeat)
+    |> put_all(after_)
+  end
+
+  # Upstream's session TTL is in seconds.
+  defp session_options(env) do
+    case Keyword.fetch(env, :session_default_ttl) do
+      {:ok, seconds} when is_integer(seconds) and seconds > 0 ->
+        [session_ttl: seconds * 1000]
+
+      {:ok, :infinity} ->
+        [session_ttl: nil]
+
+      {:ok, other} ->
+        raise ArgumentError,
+              invalid("session_default_ttl", "a positive integer of seconds or :infinity", other)
+
+      :error ->
+        []
+    end
   end
 
   # No profile and no timeout key: v0.13's defaults (its `:balanced` profile), so that a pool

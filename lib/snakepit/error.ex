@@ -37,6 +37,8 @@ defmodule Snakepit.Error do
   | `:pool_not_found` | pool | `pool_name:` names no running pool (upstream's reason) |
   | `:pool_shutdown` | pool | the pool stopped before the request finished |
   | `:circuit_open` | pool | no worker runs and the last `:max_start_failures` starts failed |
+  | `:worker_busy` | pool | `affinity: :strict_fail_fast`: the session's worker is busy; nothing was queued |
+  | `:session_worker_unavailable` | pool | strict affinity: the session's worker is gone (exited or recycled), and the state kept there with it (see `Snakepit.execute_in_session/4`) |
   | `:queue_timeout` | timeout | no worker became free within `:queue_timeout`; the request never ran |
   | `:timeout` | timeout | the command ran longer than its `:timeout` (or, for a pool that is not a snakepit_rs pool, it did not answer within it) |
   | `:worker_crashed` | worker | the worker process died while running the request |
@@ -114,6 +116,9 @@ defmodule Snakepit.Error do
     pool_not_found: :pool,
     pool_shutdown: :pool,
     circuit_open: :pool,
+    # Session affinity (`Snakepit.execute_in_session/4`).
+    worker_busy: :pool,
+    session_worker_unavailable: :pool,
     queue_timeout: :timeout,
     timeout: :timeout,
     worker_crashed: :worker,

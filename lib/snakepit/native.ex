@@ -16,13 +16,18 @@ defmodule Snakepit.Native do
   def pool_stop(_pool), do: :erlang.nif_error(:nif_not_loaded)
 
   # src/nif/request.rs — pool_*: requests
-  def pool_submit(_pool, _tag, _command, _args, _session_id, _timeout_ms),
+  # session: nil | {session_id, affinity | nil}
+  def pool_submit(_pool, _tag, _command, _args, _session, _timeout_ms),
     do: :erlang.nif_error(:nif_not_loaded)
 
-  def pool_submit_dirty(_pool, _tag, _command, _args, _session_id, _timeout_ms),
+  def pool_submit_dirty(_pool, _tag, _command, _args, _session, _timeout_ms),
     do: :erlang.nif_error(:nif_not_loaded)
 
   def pool_check_deadline(_pool, _request_id), do: :erlang.nif_error(:nif_not_loaded)
+
+  # src/nif/session.rs — pool_*: sessions
+  def pool_forget_session(_pool, _session_id), do: :erlang.nif_error(:nif_not_loaded)
+  def pool_session_info(_pool, _session_id), do: :erlang.nif_error(:nif_not_loaded)
 
   # src/nif/pool.rs — pool_*: introspection
   def pool_stats(_pool), do: :erlang.nif_error(:nif_not_loaded)

@@ -124,6 +124,36 @@ defmodule Snakepit.Pool do
     if native = Registry.native(pool), do: Native.pool_os_pids(native), else: []
   end
 
+  @doc """
+  Forgets the worker session `session_id` is bound to in `pool` (see
+  `Snakepit.execute_in_session/4`): its next request runs like its first. For the end of a
+  session (`Snakepit.SessionHelpers.cleanup_session/1`, the session store's expiry). Returns
+  whether the session was bound; a session id that could not be bound is `false`.
+  """
+  @spec forget_session(pool(), String.t()) :: boolean()
+  def forget_session(pool \\ __MODULE__, session_id) when is_binary(session_id) do
+    case Registry.native(pool) do
+      nil -> false
+      native -> Native.pool_forget_session(native, session_id)
+    end
+  end
+
+  @doc """
+  What `pool` knows of session `session_id`: `nil` when it is not bound to a worker (never
+  used here, forgotten, or unused for `:session_ttl`), else a map of
+
+    * `worker_id`, `os_pid` - its worker; both `nil` when that worker is gone (exited,
+      recycled): strict requests of the session are then refused with
+      `:session_worker_unavailable`
+    * `affinity` - the mode of its latest request
+    * `idle_ms` - ms since its latest request was submitted
+
+  Raises `Snakepit.Error` when the pool is not running.
+  """
+  @spec session_info(pool(), String.t()) :: map() | nil
+  def session_info(pool \\ __MODULE__, session_id) when is_binary(session_id),
+    do: Native.pool_session_info(Registry.native!(pool), session_id)
+
   @doc "Same as `Snakepit.execute/3`."
   @spec execute(String.t(), Call.args(), keyword()) ::
           {:ok, term()} | {:error, Error.t()}
@@ -406,6 +436,8 @@ defmodule Snakepit.Pool do
        worker_max_requests: opts[:worker_max_requests] || 0,
        worker_ttl_ms: opts[:worker_ttl] || 0,
        max_start_failures: opts[:max_start_failures],
+       affinity: opts[:affinity],
+       session_ttl_ms: opts[:session_ttl] || 0,
        watchdog: Snakepit.ProcessRegistry.watchdog_path(),
        registry_file: Snakepit.ProcessRegistry.registry_file()
      }}

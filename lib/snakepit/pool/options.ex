@@ -10,6 +10,9 @@ defmodule Snakepit.Pool.Options do
 
   alias Snakepit.Error
 
+  # Upstream's rule for session ids: `^[A-Za-z0-9_-]+$`, bounded.
+  @max_session_id_bytes 256
+
   @typedoc "A type of the schema; `describe/1` says it in words."
   @type type ::
           :atom
@@ -123,6 +126,22 @@ defmodule Snakepit.Pool.Options do
           "runs, requests then fail at once with `:circuit_open` instead of waiting. The pool " <>
           "keeps retrying starts with back-off (100 ms doubling, up to 5 s) either way"
     ],
+    affinity: [
+      type: :affinity,
+      default: :hint,
+      doc:
+        "session affinity of a request with a `:session_id` that does not choose its own: " <>
+          "`:hint`, `:strict_queue` or `:strict_fail_fast` (see `Snakepit.execute_in_session/4`); " <>
+          "upstream's strings (`\"hint\"`, any case) are taken too"
+    ],
+    session_ttl: [
+      type: {:or_nil, :ttl},
+      default: 3_600_000,
+      default_doc: "1 hour, as the session store's",
+      doc:
+        "ms (or `{n, :seconds | :minutes | :hours}`) after which a session unused that long " <>
+          "is no longer bound to its worker; `nil` or `:infinity`: never"
+    ],
     event_listener: [
       type: {:or_nil, :pid},
       default: nil,
@@ -154,14 +173,18 @@ defmodule Snakepit.Pool.Options do
     session_id: [
       type: {:or_nil, :session_id},
       default: nil,
-      doc: "the session the request belongs to; the worker sees it (`self.session_id` in Python)"
+      doc:
+        "the session the request belongs to: its requests go to the worker that served it " <>
+          "before, as `:affinity` says (see `Snakepit.execute_in_session/4`); the worker sees " <>
+          "it (`self.session_id` in Python). An invalid one is `:invalid_session_id`"
     ],
     affinity: [
       type: {:or_nil, :affinity},
       default: nil,
+      default_doc: "the pool's `:affinity`",
       doc:
-        "upstream v0.13's session affinity mode for this call; accepted so that upstream's " <>
-          "calls run, and not acted on yet (sessions are routed by `:session_id` alone)"
+        "how strictly this request of a session keeps to the session's worker: `:hint`, " <>
+          "`:strict_queue` or `:strict_fail_fast` (see `Snakepit.execute_in_session/4`)"
     ]
   ]
 
@@ -243,8 +266,14 @@ defmodule Snakepit.Pool.Options do
 
   defp check_call([]), do: :ok
 
+  defp check_call([{:session_id, value} | rest]) do
+    if valid?({:or_nil, :session_id}, value),
+      do: check_call(rest),
+      else: {:error, invalid_session_id(value)}
+  end
+
   # One clause per call option, made from the schema.
-  for {name, spec} <- @call_schema do
+  for {name, spec} <- @call_schema, name != :session_id do
     type = Macro.escape(spec[:type])
 
     defp check_call([{unquote(name), value} | rest]) do
@@ -294,7 +323,10 @@ defmodule Snakepit.Pool.Options do
   def describe(:adapter), do: "a module implementing Snakepit.Adapter, in any of its styles"
   def describe(:pid), do: "a pid"
   def describe(:pool), do: "a pool's name (an atom) or a pid"
-  def describe(:session_id), do: "a non-empty UTF-8 string"
+
+  def describe(:session_id),
+    do: "a string of 1 to #{@max_session_id_bytes} letters, digits, `_` or `-`"
+
   def describe(:affinity), do: "`:hint`, `:strict_queue` or `:strict_fail_fast`"
   def describe({:or_nil, type}), do: "nil or #{describe(type)}"
 
@@ -312,8 +344,8 @@ defmodule Snakepit.Pool.Options do
   defp valid?(:strings, value), do: list_of?(value, &is_binary/1)
   defp valid?(:pid, value), do: is_pid(value)
   defp valid?(:pool, value), do: is_pid(value) or (is_atom(value) and value != nil)
-  defp valid?(:session_id, value), do: is_binary(value) and value != "" and String.valid?(value)
-  defp valid?(:affinity, value), do: value in [:hint, :strict_queue, :strict_fail_fast]
+  defp valid?(:session_id, value), do: valid_session_id?(value)
+  defp valid?(:affinity, value), do: affinity(value) != nil
   defp valid?({:or_nil, type}, value), do: is_nil(value) or valid?(type, value)
 
   defp valid?(:env, value) do
@@ -323,11 +355,58 @@ defmodule Snakepit.Pool.Options do
 
   defp valid?(:adapter, value), do: Snakepit.Adapter.style(value) != nil
 
+  @doc """
+  Whether `value` is a valid session id: a binary of 1 to #{@max_session_id_bytes} bytes, each
+  an ASCII letter, digit, `_` or `-`.
+  """
+  @spec valid_session_id?(term()) :: boolean()
+  def valid_session_id?(value)
+      when is_binary(value) and byte_size(value) in 1..@max_session_id_bytes,
+      do: session_id_chars?(value)
+
+  def valid_session_id?(_value), do: false
+
+  defp session_id_chars?(<<c, rest::binary>>)
+       when c in ?a..?z or c in ?A..?Z or c in ?0..?9 or c == ?_ or c == ?-,
+       do: session_id_chars?(rest)
+
+  defp session_id_chars?(<<>>), do: true
+  defp session_id_chars?(_), do: false
+
+  @doc "The `{:error, %Snakepit.Error{reason: :invalid_session_id}}` error for `value`."
+  @spec invalid_session_id(term()) :: Error.t()
+  def invalid_session_id(value) do
+    Error.new(
+      :invalid_session_id,
+      "invalid session id: expected #{describe(:session_id)}, got: #{inspect(value)}",
+      %{option: :session_id}
+    )
+  end
+
+  @doc """
+  An affinity mode as an atom: the atoms themselves, or upstream's strings in any case
+  (`"strict_queue"`); `nil` for anything else.
+  """
+  @spec affinity(term()) :: :hint | :strict_queue | :strict_fail_fast | nil
+  def affinity(mode) when mode in [:hint, :strict_queue, :strict_fail_fast], do: mode
+
+  def affinity(mode) when is_binary(mode) do
+    case String.downcase(mode) do
+      "hint" -> :hint
+      "strict_queue" -> :strict_queue
+      "strict_fail_fast" -> :strict_fail_fast
+      _ -> nil
+    end
+  end
+
+  def affinity(_mode), do: nil
+
   # What the pool keeps of a valid value: milliseconds, and `nil` for "never".
   @unit_ms %{seconds: 1_000, minutes: 60_000, hours: 3_600_000}
   defp normalize({:or_nil, _type}, nil), do: nil
   defp normalize({:or_nil, type}, value), do: normalize(type, value)
   defp normalize(type, :infinity) when type in [:ttl, :count], do: nil
+  defp normalize(:affinity, mode), do: affinity(mode)
   defp normalize(:ttl, {n, unit}), do: n * Map.fetch!(@unit_ms, unit)
   defp normalize(_type, value), do: value
 

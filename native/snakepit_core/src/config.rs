@@ -26,6 +26,8 @@ pub struct Config {
     /// Wait before the first retry of a failed start; doubles per failure up to `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// A session's binding to its worker expires after this long unused; `None`: never.
+    pub session_ttl: Option<Duration>,
 }
 
 impl Config {
@@ -43,6 +45,7 @@ impl Config {
             max_start_failures: 5,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            session_ttl: Some(Duration::from_secs(3600)),
         }
     }
 

@@ -2,6 +2,8 @@
 //! [`Dispatch::next_deadline`] says when to call it next, so the host's timer sleeps until then
 //! instead of polling.
 //!
+//! The session map's rotation (`session.rs`) is one more deadline, once per session TTL.
+//!
 //! Why no ordered set of deadlines: every slot has at most one timer running at a time (its
 //! request's timeout, then its cancel grace; or, idle, its health check and age; or, waiting, its
 //! start retry), and all queued requests share the pool's queue timeout, so the front of each
@@ -91,6 +93,7 @@ impl<H: Host> Dispatch<H> {
         for index in due_checks {
             self.health_check(index, next_id(), now, &mut effects);
         }
+        self.sessions.rotate(now);
         self.timer_at = self.next_deadline();
         self.take_wake();
         effects
@@ -112,7 +115,7 @@ impl<H: Host> Dispatch<H> {
             .fronts()
             .map(|queued| queued.enqueued + queue_timeout);
         let slots = (0..self.slots.len()).filter_map(|index| self.slot_deadline(index));
-        queued.chain(slots).min()
+        queued.chain(slots).chain(self.sessions.rotate_at()).min()
     }
 
     /// The earliest thing due for slot `index`.

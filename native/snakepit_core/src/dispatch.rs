@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use crate::effects::{Effects, Event, Failure, Send};
 use crate::outcome::{Counters, Outcome, Stats};
-use crate::queue::Queue;
+use crate::queue::{Place, Queue};
 use crate::request::{Completed, Deadline, Queued, Rejected, Request, Submitted};
+use crate::session::{Affinity, Session, SessionInfo, Sessions};
 use crate::slot::{InFlight, Kind, Slot, SlotStatus, WorkerInfo};
 use crate::{Config, Host};
 
@@ -41,6 +42,16 @@ pub struct Dispatch<H: Host> {
     /// When the host's timer is due next; a new deadline before it sets `wake`.
     pub(crate) timer_at: Option<Instant>,
     wake: bool,
+    /// Session → worker (see `session.rs`).
+    pub(crate) sessions: Sessions,
+    /// The sequence number of the latest queued request (queue lines are ordered by it).
+    next_seq: u64,
+}
+
+/// Where a submitted request goes.
+enum Target {
+    Run(usize),
+    Wait(Place),
 }
 
 impl<H: Host> Dispatch<H> {
@@ -57,6 +68,7 @@ impl<H: Host> Dispatch<H> {
         effects.starts.extend(0..config.size);
         let dispatch = Dispatch {
             queue: Queue::new(config.size),
+            sessions: Sessions::new(config.session_ttl),
             initial_pending: config.size,
             config,
             phase: Phase::Starting,
@@ -69,6 +81,7 @@ impl<H: Host> Dispatch<H> {
             now,
             timer_at: None,
             wake: false,
+            next_seq: 0,
         };
         (dispatch, effects)
     }
@@ -81,8 +94,9 @@ impl<H: Host> Dispatch<H> {
         self.phase
     }
 
-    /// Accepts a request: to an idle worker at once, or into the queue. A rejected request is
-    /// handed back (for the host to free after unlocking).
+    /// Accepts a request: to an idle worker at once, or into the queue (for a session, as its
+    /// affinity says: see `session.rs`). A rejected request is handed back (for the host to
+    /// free after unlocking).
     pub fn submit(
         &mut self,
         request: Request<H>,
@@ -97,30 +111,51 @@ impl<H: Host> Dispatch<H> {
             let failures = self.config.max_start_failures;
             return Err((Rejected::CircuitOpen { failures }, request));
         }
-        if let Some(slot) = self.idle.pop_front() {
-            self.counters.requests += 1;
-            let Request {
-                id,
-                command,
-                frame,
-                reply,
-                timeout,
-            } = request;
-            let inflight = InFlight {
-                id,
-                kind: Kind::Request,
-                command,
-                reply: Some(reply),
-                submitted: now,
-                dispatched: now,
-                timeout,
-                expired_at: None,
-                cancel_sent: false,
-                killed: false,
-            };
-            let worker = self.run(slot, inflight);
-            return Ok(Submitted::Run { worker, frame });
-        }
+        let target = match &request.session {
+            None => self.any_worker(),
+            Some(session) => match self.session_target(session, now) {
+                Ok(target) => target,
+                Err(rejected) => {
+                    match rejected {
+                        Rejected::WorkerBusy => self.counters.worker_busy += 1,
+                        _ => self.counters.session_worker_unavailable += 1,
+                    }
+                    return Err((rejected, request));
+                }
+            },
+        };
+        let place = match target {
+            Target::Run(slot) => {
+                self.take_idle(slot);
+                self.counters.requests += 1;
+                let Request {
+                    id,
+                    command,
+                    frame,
+                    reply,
+                    timeout,
+                    session,
+                } = request;
+                if let Some(session) = session {
+                    self.bind(session, slot, now);
+                }
+                let inflight = InFlight {
+                    id,
+                    kind: Kind::Request,
+                    command,
+                    reply: Some(reply),
+                    submitted: now,
+                    dispatched: now,
+                    timeout,
+                    expired_at: None,
+                    cancel_sent: false,
+                    killed: false,
+                };
+                let worker = self.run(slot, inflight);
+                return Ok(Submitted::Run { worker, frame });
+            }
+            Target::Wait(place) => place,
+        };
         if self.queue.len() >= self.config.max_queue_size {
             self.counters.pool_saturated += 1;
             let max = self.config.max_queue_size;
@@ -130,19 +165,104 @@ impl<H: Host> Dispatch<H> {
         if self.queue.is_empty() {
             self.note_deadline(now + self.config.queue_timeout);
         }
-        self.queue.push(
-            Queued {
-                id: request.id,
-                command: request.command,
-                frame: request.frame,
-                reply: request.reply,
-                enqueued: now,
-                timeout: request.timeout,
-                monitor: None,
-            },
-            None,
-        );
+        self.next_seq += 1;
+        let queued = Queued {
+            id: request.id,
+            command: request.command,
+            frame: request.frame,
+            reply: request.reply,
+            enqueued: now,
+            timeout: request.timeout,
+            monitor: None,
+            session: request.session,
+            seq: self.next_seq,
+        };
+        self.queue.push(queued, place);
         Ok(Submitted::Queued)
+    }
+
+    /// Where a request without a (live) session binding goes: the longest idle worker, else
+    /// the global queue.
+    fn any_worker(&self) -> Target {
+        match self.idle.front() {
+            Some(&slot) => Target::Run(slot),
+            None => Target::Wait(Place::Global),
+        }
+    }
+
+    /// Where a request of `session` goes, or why it is refused (the rules of `session.rs`).
+    fn session_target(&mut self, session: &Session, now: Instant) -> Result<Target, Rejected> {
+        let Some(binding) = self.sessions.get_mut(&session.id, now) else {
+            return Ok(self.any_worker());
+        };
+        binding.last_used = now;
+        binding.affinity = session.affinity;
+        let slot = binding.slot;
+        let uid = binding.uid;
+        if !self.serves(slot, uid) {
+            return match session.affinity {
+                Affinity::Hint => Ok(self.any_worker()),
+                _ => Err(Rejected::SessionWorkerUnavailable),
+            };
+        }
+        if self.slots[slot].status == SlotStatus::Idle {
+            return Ok(Target::Run(slot));
+        }
+        match session.affinity {
+            Affinity::Hint if self.idle.is_empty() => Ok(Target::Wait(Place::Hint(slot))),
+            Affinity::Hint => Ok(self.any_worker()),
+            Affinity::StrictQueue => Ok(Target::Wait(Place::Strict(slot))),
+            Affinity::StrictFailFast => Err(Rejected::WorkerBusy),
+        }
+    }
+
+    /// Whether slot `slot` still holds worker `uid` and gives it work (not draining).
+    fn serves(&self, slot: usize, uid: u64) -> bool {
+        self.slots
+            .get(slot)
+            .is_some_and(|s| s.holds(uid) && s.status != SlotStatus::Draining)
+    }
+
+    /// Takes slot `slot` out of the idle list (it is about to run something).
+    fn take_idle(&mut self, slot: usize) {
+        if self.idle.front() == Some(&slot) {
+            self.idle.pop_front();
+        } else if let Some(position) = self.idle.iter().position(|&idle| idle == slot) {
+            self.idle.remove(position);
+        }
+    }
+
+    /// Binds `session` to slot `slot`'s worker, which starts one of its requests now.
+    fn bind(&mut self, session: Session, slot: usize, now: Instant) {
+        let Some((uid, _)) = self.slots[slot].worker else {
+            return;
+        };
+        let first = self.sessions.rotate_at().is_none();
+        self.sessions.bind(session, slot, uid, now);
+        if let Some(at) = self.sessions.rotate_at().filter(|_| first) {
+            self.note_deadline(at);
+        }
+    }
+
+    /// Forgets session `id`'s worker (the session ended); whether it had one.
+    pub fn forget_session(&mut self, id: &str) -> bool {
+        self.sessions.forget(id)
+    }
+
+    /// Session `id`'s worker (`None` inside when it is gone), the mode of its latest request
+    /// and when it was last used; `None` if the session is not bound (or expired).
+    pub fn session(&self, id: &str, now: Instant) -> Option<SessionInfo<H::Worker>> {
+        let binding = self.sessions.get(id, now.max(self.now))?;
+        let worker = if self.serves(binding.slot, binding.uid) {
+            self.slots[binding.slot].worker().cloned()
+        } else {
+            None
+        };
+        Some(SessionInfo {
+            worker,
+            affinity: binding.affinity,
+            last_used: binding.last_used,
+        })
     }
 
     /// Attaches the caller's monitor to its queued request, so that it is removed when the
@@ -298,36 +418,92 @@ impl<H: Host> Dispatch<H> {
             return;
         }
         let queue_timeout = self.config.queue_timeout;
-        while let Some(queued) = self.queue.dequeue_for(slot_index) {
-            effects.demonitors.extend(queued.monitor);
+        while let Some((queued, place)) = self.queue.dequeue_for(slot_index) {
             let waited = now.saturating_duration_since(queued.enqueued);
             if waited >= queue_timeout {
+                effects.demonitors.extend(queued.monitor);
                 self.counters.record(Outcome::QueueTimeout, None);
                 effects
                     .failures
                     .push((queued.reply, Failure::QueueTimeout { waited }));
                 continue;
             }
-            let inflight = InFlight {
-                id: queued.id,
-                kind: Kind::Request,
-                command: queued.command,
-                reply: Some(queued.reply),
-                submitted: queued.enqueued,
-                dispatched: now,
-                timeout: queued.timeout,
-                expired_at: None,
-                cancel_sent: false,
-                killed: false,
+            // A strict request that waited unbound follows its session to the worker one of its
+            // requests started on meanwhile (or fails if that worker is gone).
+            let home = match (&queued.session, place) {
+                (Some(session), Place::Global) if session.affinity.is_strict() => self
+                    .sessions
+                    .get(&session.id, now)
+                    .map(|binding| (binding.slot, self.serves(binding.slot, binding.uid))),
+                _ => None,
             };
-            let worker = self.run(slot_index, inflight);
-            effects.sends.push((worker, Send::Frame(queued.frame)));
+            match home {
+                Some((home, true)) if home != slot_index => {
+                    if self.slots[home].status == SlotStatus::Idle {
+                        self.take_idle(home);
+                        self.start(home, queued, now, effects);
+                    } else {
+                        self.queue.push(queued, Place::Strict(home));
+                    }
+                    continue;
+                }
+                Some((_, false)) => {
+                    effects.demonitors.extend(queued.monitor);
+                    self.counters.record(Outcome::SessionWorkerGone, None);
+                    effects
+                        .failures
+                        .push((queued.reply, Failure::SessionWorkerUnavailable));
+                    continue;
+                }
+                _ => {}
+            }
+            self.start(slot_index, queued, now, effects);
             return;
         }
         self.slots[slot_index].status = SlotStatus::Idle;
         self.idle.push_back(slot_index);
         if let Some(due) = self.idle_deadline(slot_index) {
             self.note_deadline(due);
+        }
+    }
+
+    /// Starts a request that waited on slot `slot_index`'s worker (which is not idle-listed).
+    fn start(
+        &mut self,
+        slot_index: usize,
+        queued: Queued<H>,
+        now: Instant,
+        effects: &mut Effects<H>,
+    ) {
+        effects.demonitors.extend(queued.monitor);
+        if let Some(session) = queued.session {
+            self.bind(session, slot_index, now);
+        }
+        let inflight = InFlight {
+            id: queued.id,
+            kind: Kind::Request,
+            command: queued.command,
+            reply: Some(queued.reply),
+            submitted: queued.enqueued,
+            dispatched: now,
+            timeout: queued.timeout,
+            expired_at: None,
+            cancel_sent: false,
+            killed: false,
+        };
+        let worker = self.run(slot_index, inflight);
+        effects.sends.push((worker, Send::Frame(queued.frame)));
+    }
+
+    /// Slot `slot`'s worker takes no more work: strict requests waiting for it fail, its hint
+    /// line joins the global queue.
+    pub(crate) fn abandon_line(&mut self, slot: usize, effects: &mut Effects<H>) {
+        for queued in self.queue.abandon_line(slot) {
+            effects.demonitors.extend(queued.monitor);
+            self.counters.record(Outcome::SessionWorkerGone, None);
+            effects
+                .failures
+                .push((queued.reply, Failure::SessionWorkerUnavailable));
         }
     }
 
@@ -392,6 +568,7 @@ impl<H: Host> Dispatch<H> {
             in_flight,
             queued: self.queue.len(),
             circuit_open: self.circuit_open,
+            sessions: self.sessions.len(),
         }
     }
 

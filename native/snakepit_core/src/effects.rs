@@ -28,6 +28,8 @@ pub enum Failure<L> {
     Shutdown,
     /// It waited while no worker ran and the last `failures` starts failed.
     CircuitOpen { failures: u32 },
+    /// It waited for its session's worker (strict affinity), which went away.
+    SessionWorkerUnavailable,
 }
 
 /// Pool-level news for the owner.

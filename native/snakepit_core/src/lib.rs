@@ -14,7 +14,8 @@
 //! - [`deadlines`]: the timer's side — [`Dispatch::tick`] and [`Dispatch::next_deadline`].
 //! - [`request`]: a request going in ([`Request`]) and what comes back ([`Submitted`],
 //!   [`Rejected`], [`Deadline`], [`Completed`]).
-//! - [`queue`]: the global FIFO plus one FIFO per slot.
+//! - [`queue`]: the global FIFO plus a strict and a hint FIFO per slot.
+//! - [`session`]: session affinity — the session → worker map and what each mode promises.
 //! - [`slot`]: one place for a worker, and the request it runs.
 //! - [`effects`]: what a call decided — [`Effects`], [`Failure`], [`Event`].
 //! - [`outcome`]: how each accepted request ended, and the [`Counters`] derived from it.
@@ -29,6 +30,7 @@ pub mod log_line;
 pub mod outcome;
 pub mod queue;
 pub mod request;
+pub mod session;
 pub mod slot;
 pub mod workers;
 
@@ -37,6 +39,7 @@ pub use dispatch::{Dispatch, Phase};
 pub use effects::{Effects, Event, Failure, Send};
 pub use outcome::{Counters, Outcome, Stats};
 pub use request::{Completed, Deadline, Rejected, Request, Submitted};
+pub use session::{Affinity, Binding, Session, SessionInfo};
 pub use slot::{SlotStatus, WorkerInfo};
 pub use workers::Removed;
 

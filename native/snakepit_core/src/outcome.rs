@@ -22,10 +22,12 @@ pub enum Outcome {
     CircuitOpen,
     /// Its caller died while it waited; dropped, never run, never answered.
     CallerGone,
+    /// It waited for its session's worker (strict affinity), which went away; never ran.
+    SessionWorkerGone,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Completed,
         Outcome::WorkerError,
         Outcome::Timeout,
@@ -34,6 +36,7 @@ impl Outcome {
         Outcome::Shutdown,
         Outcome::CircuitOpen,
         Outcome::CallerGone,
+        Outcome::SessionWorkerGone,
     ];
 
     /// Answered with an error.
@@ -48,11 +51,15 @@ pub struct Counters {
     /// Accepted requests.
     pub requests: u64,
     /// Per outcome, indexed as [`Outcome::ALL`].
-    pub outcomes: [u64; 8],
+    pub outcomes: [u64; 9],
     /// Rejected at submit: the queue was full.
     pub pool_saturated: u64,
     /// Rejected at submit: the circuit was open and no worker ran.
     pub circuit_rejections: u64,
+    /// Rejected at submit (`strict_fail_fast`): the session's worker was busy.
+    pub worker_busy: u64,
+    /// Rejected at submit (strict affinity): the session's worker was gone.
+    pub session_worker_unavailable: u64,
     /// Sum of submit-to-answer times of requests a worker answered.
     pub response_time: Duration,
     pub worker_crashes: u64,
@@ -100,4 +107,6 @@ pub struct Stats {
     pub in_flight: usize,
     pub queued: usize,
     pub circuit_open: bool,
+    /// Sessions bound to a worker (expired ones not yet dropped included).
+    pub sessions: usize,
 }

@@ -1,25 +1,75 @@
-//! Requests waiting for a worker: one global FIFO, plus one FIFO per slot for requests that must
-//! run on that slot's worker (strict session affinity). A slot serves its own line first.
+//! Requests waiting for a worker: one global FIFO, plus two FIFOs per slot for requests of
+//! sessions bound to that slot's worker: a strict line (they run there or nowhere) and a hint
+//! line (they prefer it, and any freed worker with nothing of its own may take them). Every
+//! request carries a sequence number given in submit order, by which lines are compared and
+//! merged. See `session.rs` for the order in which a freed worker takes requests.
 
 use std::collections::VecDeque;
 
-/// Something waiting, identified by a request id.
+/// Something waiting, identified by a request id, ordered by its sequence number.
 pub trait Waiting {
     fn id(&self) -> u64;
+    /// Its place in submit order.
+    fn seq(&self) -> u64;
+}
+
+/// Where a request waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Global,
+    /// In the slot's strict line: only that slot's worker runs it.
+    Strict(usize),
+    /// In the slot's hint line: that slot's worker first, else any freed worker.
+    Hint(usize),
+}
+
+struct Line<T> {
+    strict: VecDeque<T>,
+    hint: VecDeque<T>,
+}
+
+impl<T> Default for Line<T> {
+    fn default() -> Self {
+        Line {
+            strict: VecDeque::new(),
+            hint: VecDeque::new(),
+        }
+    }
 }
 
 pub struct Queue<T> {
     global: VecDeque<T>,
-    lines: Vec<VecDeque<T>>,
+    lines: Vec<Line<T>>,
     len: usize,
+    /// Requests waiting in hint lines: a freed worker looks at other slots' hint lines only
+    /// when there are some.
+    hinted: usize,
+}
+
+/// The older of two optional fronts.
+fn older<'a, T: Waiting>(a: Option<&'a T>, b: Option<&'a T>) -> Option<&'a T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if a.seq() <= b.seq() { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Inserts `item` into a line kept in sequence order (at the back, unless it is older).
+fn insert_sorted<T: Waiting>(line: &mut VecDeque<T>, item: T) {
+    if line.back().is_none_or(|last| last.seq() < item.seq()) {
+        return line.push_back(item);
+    }
+    let at = line.partition_point(|waiting| waiting.seq() < item.seq());
+    line.insert(at, item);
 }
 
 impl<T: Waiting> Queue<T> {
     pub fn new(slots: usize) -> Self {
         Queue {
             global: VecDeque::new(),
-            lines: (0..slots).map(|_| VecDeque::new()).collect(),
+            lines: (0..slots).map(|_| Line::default()).collect(),
             len: 0,
+            hinted: 0,
         }
     }
 
@@ -31,41 +81,96 @@ impl<T: Waiting> Queue<T> {
         self.len == 0
     }
 
-    /// Appends to the global line, or to `slot`'s own line.
-    pub fn push(&mut self, item: T, slot: Option<usize>) {
-        match slot {
-            None => self.global.push_back(item),
-            Some(slot) => {
-                if slot >= self.lines.len() {
-                    self.lines.resize_with(slot + 1, VecDeque::new);
-                }
-                self.lines[slot].push_back(item)
+    /// Adds a request where it waits; lines stay in sequence order (a request moved from
+    /// another line keeps its place by age).
+    pub fn push(&mut self, item: T, place: Place) {
+        match place {
+            Place::Global => insert_sorted(&mut self.global, item),
+            Place::Strict(slot) => insert_sorted(&mut self.line(slot).strict, item),
+            Place::Hint(slot) => {
+                insert_sorted(&mut self.line(slot).hint, item);
+                self.hinted += 1;
             }
         }
         self.len += 1;
     }
 
-    /// The next request `slot` should run: its own line first, then the global one.
-    pub fn dequeue_for(&mut self, slot: usize) -> Option<T> {
-        let item = match self.lines.get_mut(slot).and_then(VecDeque::pop_front) {
-            Some(item) => Some(item),
-            None => self.global.pop_front(),
-        };
-        self.len -= item.is_some() as usize;
-        item
+    fn line(&mut self, slot: usize) -> &mut Line<T> {
+        if slot >= self.lines.len() {
+            self.lines.resize_with(slot + 1, Line::default);
+        }
+        &mut self.lines[slot]
+    }
+
+    /// The next request `slot`'s worker should run, and where it waited: the oldest of its own
+    /// lines, else the oldest of the global line's front and other slots' hint fronts.
+    pub fn dequeue_for(&mut self, slot: usize) -> Option<(T, Place)> {
+        let taken = self.take_for(slot);
+        self.len -= taken.is_some() as usize;
+        taken
+    }
+
+    fn take_for(&mut self, slot: usize) -> Option<(T, Place)> {
+        if let Some(own) = self.lines.get_mut(slot) {
+            let oldest = older(own.strict.front(), own.hint.front()).map(Waiting::seq);
+            if let Some(seq) = oldest {
+                if own.strict.front().is_some_and(|item| item.seq() == seq) {
+                    return own
+                        .strict
+                        .pop_front()
+                        .map(|item| (item, Place::Strict(slot)));
+                }
+                self.hinted -= 1;
+                return own.hint.pop_front().map(|item| (item, Place::Hint(slot)));
+            }
+        }
+        let mut best: Option<(u64, Option<usize>)> = self.global.front().map(|i| (i.seq(), None));
+        if self.hinted > 0 {
+            for (index, line) in self.lines.iter().enumerate() {
+                if let Some(front) = line.hint.front() {
+                    if best.is_none_or(|(seq, _)| front.seq() < seq) {
+                        best = Some((front.seq(), Some(index)));
+                    }
+                }
+            }
+        }
+        match best? {
+            (_, None) => self.global.pop_front().map(|item| (item, Place::Global)),
+            (_, Some(index)) => {
+                self.hinted -= 1;
+                let item = self.lines[index].hint.pop_front();
+                item.map(|item| (item, Place::Hint(index)))
+            }
+        }
+    }
+
+    /// Every line, with whether it is a hint line.
+    fn all_lines(&self) -> impl Iterator<Item = (&VecDeque<T>, bool)> {
+        std::iter::once((&self.global, false)).chain(
+            self.lines
+                .iter()
+                .flat_map(|line| [(&line.strict, false), (&line.hint, true)]),
+        )
+    }
+
+    fn all_lines_mut(&mut self) -> impl Iterator<Item = (&mut VecDeque<T>, bool)> {
+        std::iter::once((&mut self.global, false)).chain(
+            self.lines
+                .iter_mut()
+                .flat_map(|line| [(&mut line.strict, false), (&mut line.hint, true)]),
+        )
     }
 
     /// Finds a waiting request by id.
     pub fn get(&self, id: u64) -> Option<&T> {
         self.all_lines()
-            .flat_map(|line| line.iter())
+            .flat_map(|(line, _)| line.iter())
             .find(|item| item.id() == id)
     }
 
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
-        std::iter::once(&mut self.global)
-            .chain(self.lines.iter_mut())
-            .flat_map(|line| line.iter_mut())
+        self.all_lines_mut()
+            .flat_map(|(line, _)| line.iter_mut())
             .find(|item| item.id() == id)
     }
 
@@ -76,63 +181,81 @@ impl<T: Waiting> Queue<T> {
 
     /// Removes the first request (global line first, then each slot's) matching `pred`.
     pub fn remove_first(&mut self, pred: impl Fn(&T) -> bool) -> Option<T> {
-        for line in std::iter::once(&mut self.global).chain(self.lines.iter_mut()) {
+        let mut removed = None;
+        for (line, hint) in self.all_lines_mut() {
             if let Some(position) = line.iter().position(&pred) {
-                self.len -= 1;
-                return line.remove(position);
+                removed = line.remove(position).map(|item| (item, hint));
+                break;
             }
         }
-        None
+        let (item, hint) = removed?;
+        self.len -= 1;
+        self.hinted -= hint as usize;
+        Some(item)
     }
 
     /// Removes the requests at the front of each line while `expired` holds (all requests share
     /// one queue timeout, so the oldest of a line are at its front).
     pub fn drain_front_while(&mut self, expired: impl Fn(&T) -> bool) -> Vec<T> {
         let mut out = Vec::new();
-        for line in std::iter::once(&mut self.global).chain(self.lines.iter_mut()) {
+        let mut hints = 0;
+        for (line, hint) in self.all_lines_mut() {
             while line.front().is_some_and(&expired) {
                 out.extend(line.pop_front());
+                hints += hint as usize;
             }
         }
         self.len -= out.len();
+        self.hinted -= hints;
         out
     }
 
     /// The oldest request of each line.
     pub fn fronts(&self) -> impl Iterator<Item = &T> {
-        self.all_lines().filter_map(VecDeque::front)
+        self.all_lines().filter_map(|(line, _)| line.front())
     }
 
     /// Removes everything, oldest global first.
     pub fn drain_all(&mut self) -> Vec<T> {
-        let mut out: Vec<T> = self.global.drain(..).collect();
-        for line in &mut self.lines {
+        let mut out = Vec::with_capacity(self.len);
+        for (line, _) in self.all_lines_mut() {
             out.extend(line.drain(..));
         }
         self.len = 0;
+        self.hinted = 0;
         out
     }
 
-    /// Moves everything waiting in `slot`'s own line into the global line (its worker is gone),
-    /// merged so that the global line stays oldest first (`older(a, b)`: `a` waited longer).
-    pub fn merge_line_into_global(&mut self, slot: usize, older: impl Fn(&T, &T) -> bool) {
-        let Some(line) = self.lines.get_mut(slot).filter(|line| !line.is_empty()) else {
-            return;
+    /// `slot`'s worker is gone (or will take no more work): its hint line joins the global one,
+    /// merged so that it stays oldest first, and its strict line is removed and returned.
+    pub fn abandon_line(&mut self, slot: usize) -> Vec<T> {
+        let Some(line) = self.lines.get_mut(slot) else {
+            return Vec::new();
         };
-        let mut line = std::mem::take(line);
-        let mut global = std::mem::take(&mut self.global);
-        let mut merged = VecDeque::with_capacity(line.len() + global.len());
-        while let (Some(a), Some(b)) = (line.front(), global.front()) {
-            let next = if older(a, b) { &mut line } else { &mut global };
-            merged.extend(next.pop_front());
+        let strict: Vec<T> = line.strict.drain(..).collect();
+        let hint = std::mem::take(&mut line.hint);
+        self.len -= strict.len();
+        self.hinted -= hint.len();
+        if !hint.is_empty() {
+            let global = std::mem::take(&mut self.global);
+            let (mut a, mut b) = (hint, global);
+            let mut merged = VecDeque::with_capacity(a.len() + b.len());
+            while let (Some(x), Some(y)) = (a.front(), b.front()) {
+                let next = if x.seq() <= y.seq() { &mut a } else { &mut b };
+                merged.extend(next.pop_front());
+            }
+            merged.extend(a);
+            merged.extend(b);
+            self.global = merged;
         }
-        merged.extend(global);
-        merged.extend(line);
-        self.global = merged;
+        strict
     }
 
-    fn all_lines(&self) -> impl Iterator<Item = &VecDeque<T>> {
-        std::iter::once(&self.global).chain(self.lines.iter())
+    /// Requests waiting in `slot`'s own lines.
+    pub fn waiting_for(&self, slot: usize) -> usize {
+        self.lines
+            .get(slot)
+            .map_or(0, |line| line.strict.len() + line.hint.len())
     }
 }
 
@@ -144,56 +267,85 @@ mod tests {
         fn id(&self) -> u64 {
             *self
         }
+        fn seq(&self) -> u64 {
+            *self
+        }
+    }
+
+    fn order(queue: &mut Queue<u64>, slot: usize) -> Vec<u64> {
+        std::iter::from_fn(|| queue.dequeue_for(slot).map(|(item, _)| item)).collect()
     }
 
     #[test]
-    fn a_slot_serves_its_own_line_first_then_the_global_fifo() {
-        let mut queue = Queue::new(2);
-        queue.push(1, None);
-        queue.push(2, Some(1));
-        queue.push(3, None);
-        assert_eq!(queue.len(), 3);
-        assert_eq!(queue.dequeue_for(0), Some(1));
-        assert_eq!(queue.dequeue_for(1), Some(2));
-        assert_eq!(queue.dequeue_for(1), Some(3));
-        assert_eq!(queue.dequeue_for(0), None);
+    fn a_slot_serves_its_own_lines_first_then_the_oldest_of_the_rest() {
+        let mut queue = Queue::new(3);
+        queue.push(1, Place::Global);
+        queue.push(2, Place::Strict(1));
+        queue.push(3, Place::Global);
+        queue.push(4, Place::Hint(1));
+        queue.push(5, Place::Hint(2));
+        assert_eq!(queue.len(), 5);
+        // Slot 1: its own lines (strict 2, hint 4) by age, then global 1 and 3, and hint 5.
+        assert_eq!(order(&mut queue, 1), vec![2, 4, 1, 3, 5]);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn strict_lines_are_never_taken_by_another_slot() {
+        let mut queue = Queue::new(2);
+        queue.push(1, Place::Strict(0));
+        queue.push(2, Place::Hint(0));
+        queue.push(3, Place::Global);
+        assert_eq!(order(&mut queue, 1), vec![2, 3]);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(order(&mut queue, 0), vec![1]);
     }
 
     #[test]
     fn removes_by_id_from_any_line() {
         let mut queue = Queue::new(1);
-        queue.push(1, None);
-        queue.push(2, Some(0));
+        queue.push(1, Place::Global);
+        queue.push(2, Place::Hint(0));
         assert_eq!(queue.remove(2), Some(2));
         assert_eq!(queue.remove(2), None);
         assert_eq!(queue.len(), 1);
         assert_eq!(queue.get(1), Some(&1));
+        assert_eq!(queue.hinted, 0);
     }
 
     #[test]
-    fn a_line_merged_into_the_global_one_keeps_it_oldest_first() {
+    fn an_abandoned_line_returns_its_strict_requests_and_merges_its_hints_by_age() {
         let mut queue = Queue::new(1);
         for id in [1, 4, 6] {
-            queue.push(id, None);
+            queue.push(id, Place::Global);
         }
-        for id in [2, 3, 5, 7] {
-            queue.push(id, Some(0));
+        for id in [2, 3, 7] {
+            queue.push(id, Place::Hint(0));
         }
-        queue.merge_line_into_global(0, |a, b| a < b);
-        assert_eq!(queue.len(), 7);
-        let order: Vec<u64> = std::iter::from_fn(|| queue.dequeue_for(0)).collect();
-        assert_eq!(order, vec![1, 2, 3, 4, 5, 6, 7]);
+        queue.push(5, Place::Strict(0));
+        assert_eq!(queue.abandon_line(0), vec![5]);
+        assert_eq!(queue.len(), 6);
+        assert_eq!(order(&mut queue, 0), vec![1, 2, 3, 4, 6, 7]);
+    }
+
+    #[test]
+    fn a_moved_request_keeps_its_place_by_age() {
+        let mut queue = Queue::new(1);
+        queue.push(3, Place::Strict(0));
+        queue.push(1, Place::Strict(0));
+        assert_eq!(order(&mut queue, 0), vec![1, 3]);
     }
 
     #[test]
     fn drains_expired_fronts_only() {
         let mut queue = Queue::new(1);
-        for id in [1, 2, 10, 3] {
-            queue.push(id, None);
+        for id in [1, 2, 10] {
+            queue.push(id, Place::Global);
         }
-        assert_eq!(queue.drain_front_while(|&id| id < 5), vec![1, 2]);
-        assert_eq!(queue.len(), 2);
+        queue.push(3, Place::Hint(0));
+        assert_eq!(queue.drain_front_while(|&id| id < 5), vec![1, 2, 3]);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.hinted, 0);
         assert_eq!(queue.fronts().copied().collect::<Vec<_>>(), vec![10]);
     }
 }

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::effects::Failure;
 use crate::queue::Waiting;
+use crate::session::Session;
 use crate::Host;
 
 /// A request to run, framed by the host with its id.
@@ -14,6 +15,8 @@ pub struct Request<H: Host> {
     pub reply: H::Reply,
     /// Execution timeout, counted from when a worker gets it.
     pub timeout: Duration,
+    /// The session it belongs to, if any, and how strictly it keeps to the session's worker.
+    pub session: Option<Session>,
 }
 
 impl<H: Host> std::fmt::Debug for Request<H> {
@@ -22,6 +25,7 @@ impl<H: Host> std::fmt::Debug for Request<H> {
             .field("id", &self.id)
             .field("command", &self.command)
             .field("timeout", &self.timeout)
+            .field("session", &self.session)
             .finish_non_exhaustive()
     }
 }
@@ -38,8 +42,16 @@ pub enum Submitted<H: Host> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejected {
     Shutdown,
-    Saturated { max: usize },
-    CircuitOpen { failures: u32 },
+    Saturated {
+        max: usize,
+    },
+    CircuitOpen {
+        failures: u32,
+    },
+    /// `strict_fail_fast`: the session's worker is busy.
+    WorkerBusy,
+    /// Strict affinity: the session's worker is gone (see `session.rs`).
+    SessionWorkerUnavailable,
 }
 
 /// What [`Dispatch::check_deadline`] found.
@@ -75,10 +87,17 @@ pub struct Queued<H: Host> {
     pub enqueued: Instant,
     pub timeout: Duration,
     pub monitor: Option<H::Monitor>,
+    pub session: Option<Session>,
+    /// Its place in submit order (see `queue.rs`).
+    pub seq: u64,
 }
 
 impl<H: Host> Waiting for Queued<H> {
     fn id(&self) -> u64 {
         self.id
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
     }
 }

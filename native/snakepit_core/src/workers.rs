@@ -135,9 +135,8 @@ impl<H: Host> Dispatch<H> {
             self.counters.record(Outcome::Lost, None);
             effects.failures.push((reply, Failure::Lost(loss)));
         }
-        // Requests that had to run on this worker wait for any worker instead, in age order.
-        self.queue
-            .merge_line_into_global(slot_index, |a, b| a.enqueued <= b.enqueued);
+        // Strict requests waiting for this worker fail; hint ones wait for any worker instead.
+        self.abandon_line(slot_index, &mut effects);
         let removed = match (self.phase, retired) {
             (Phase::Stopping, _) => Removed::Stopping,
             (_, true) => Removed::Retired,
@@ -231,8 +230,10 @@ impl<H: Host> Dispatch<H> {
                 self.idle.retain(|&idle| idle != index);
             }
             SlotStatus::Busy => slot.status = SlotStatus::Draining,
-            _ => {}
+            _ => return,
         }
+        // Its sessions' state goes with it: nothing more waits for it.
+        self.abandon_line(index, effects);
     }
 
     /// One slot of the initial round resolved; when all have, the pool runs (and says whether

@@ -6,7 +6,17 @@
 //! - requests reach workers in FIFO order;
 //! - a request whose queue time ran out never reaches a worker;
 //! - a busy worker, or one not (or no longer) installed, never gets work;
-//! - in every snapshot, `requests == Σ outcomes + in_flight + queued`.
+//! - in every snapshot, `requests == Σ outcomes + in_flight + queued`;
+//!
+//! and, with requests of a few sessions in every affinity mode mixed in (`session.rs`):
+//!
+//! - a strict request of a session bound to a live worker runs on that worker or nowhere;
+//!   a fail-fast one runs at once or is refused, never queued; a strict one of a session whose
+//!   worker is gone is refused;
+//! - a hint request of a session bound to an idle worker runs there at once;
+//! - no request but a strict one waits while a worker is idle;
+//! - requests without a session reach workers in FIFO order;
+//! - a session's reported worker is always installed, and a forgotten session has none.
 
 mod common;
 
@@ -14,12 +24,26 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use common::*;
 use proptest::prelude::*;
-use snakepit_core::{Completed, Config, Deadline, Outcome, Send, Submitted};
+use snakepit_core::{Affinity, Completed, Config, Deadline, Outcome, Rejected, Send, Submitted};
+
+const AFFINITIES: [Affinity; 3] = [
+    Affinity::Hint,
+    Affinity::StrictQueue,
+    Affinity::StrictFailFast,
+];
 
 #[derive(Debug, Clone)]
 enum Op {
     Submit {
         timeout_ms: u64,
+    },
+    /// A request of session `s{session}` in mode `AFFINITIES[mode]`.
+    SubmitInSession {
+        session: u8,
+        mode: usize,
+    },
+    Forget {
+        session: u8,
     },
     Reply {
         slot: usize,
@@ -46,7 +70,9 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (1u64..3000).prop_map(|timeout_ms| Op::Submit { timeout_ms }),
+        3 => (1u64..3000).prop_map(|timeout_ms| Op::Submit { timeout_ms }),
+        3 => (0u8..4, 0usize..3).prop_map(|(session, mode)| Op::SubmitInSession { session, mode }),
+        1 => (0u8..4).prop_map(|session| Op::Forget { session }),
         4 => (0usize..6, proptest::bool::weighted(0.2))
             .prop_map(|(slot, failed)| Op::Reply { slot, failed }),
         3 => (1u64..2500, proptest::bool::weighted(0.6)).prop_map(|(ms, tick)| Op::Advance { ms, tick }),
@@ -80,12 +106,26 @@ struct Model {
     /// Callers whose monitor is attached: request id → monitor.
     monitors: HashMap<u64, u64>,
     health_ids: BTreeSet<u64>,
+    /// Requests waiting for a worker (accepted, not sent, not answered): whether strict.
+    waiting: HashMap<u64, bool>,
+    /// Requests of a session: they may overtake others.
+    in_session: BTreeSet<u64>,
+    /// Strict requests that must run on this worker (their session's, when submitted).
+    pinned: HashMap<u64, u64>,
+    /// The model's own session map: request id → session, and session → (the worker that last
+    /// started one of its requests, when the session was last used).
+    session_of: HashMap<u64, String>,
+    bindings: HashMap<String, (u64, u64)>,
+    session_ttl_ms: u64,
 }
 
 impl Model {
     fn new(config: Config) -> Self {
         let clock = Clock::new();
         let queue_timeout_ms = config.queue_timeout.as_millis() as u64;
+        let session_ttl_ms = config
+            .session_ttl
+            .map_or(u64::MAX, |ttl| ttl.as_millis() as u64);
         let (dispatch, effects) = D::new(config, clock.at(0));
         let mut model = Model {
             clock,
@@ -102,6 +142,12 @@ impl Model {
             starts: Vec::new(),
             monitors: HashMap::new(),
             health_ids: BTreeSet::new(),
+            waiting: HashMap::new(),
+            in_session: BTreeSet::new(),
+            pinned: HashMap::new(),
+            session_of: HashMap::new(),
+            bindings: HashMap::new(),
+            session_ttl_ms,
         };
         model.carry_out(effects);
         model
@@ -112,6 +158,7 @@ impl Model {
             self.accepted.contains_key(&id),
             "answered unknown request {id}"
         );
+        self.waiting.remove(&id);
         *self.answers.entry(id).or_default() += 1;
         assert_eq!(self.answers[&id], 1, "request {id} answered twice");
     }
@@ -130,11 +177,20 @@ impl Model {
                         !self.outstanding.contains_key(&worker),
                         "request {id} sent to busy worker {worker}"
                     );
-                    assert!(
-                        id > self.last_dispatched,
-                        "request {id} overtook an older one"
-                    );
-                    self.last_dispatched = id;
+                    if let Some(&pinned) = self.pinned.get(&id) {
+                        assert_eq!(worker, pinned, "strict request {id} left its worker");
+                    }
+                    if !self.in_session.contains(&id) {
+                        assert!(
+                            id > self.last_dispatched,
+                            "request {id} overtook an older one"
+                        );
+                        self.last_dispatched = id;
+                    }
+                    self.waiting.remove(&id);
+                    if let Some(session) = self.session_of.get(&id) {
+                        self.bindings.insert(session.clone(), (worker, self.now));
+                    }
                     let waited = self.now - self.accepted[&id];
                     assert!(
                         waited < self.queue_timeout_ms,
@@ -186,6 +242,101 @@ impl Model {
         let answered = self.answers.len() as u64;
         let gone = stats.counters.outcome(Outcome::CallerGone);
         assert_eq!(answered + gone, outcomes, "every outcome is one answer");
+        if stats.available > 0 {
+            let plain = self.waiting.iter().find(|(_, &strict)| !strict);
+            assert!(plain.is_none(), "{plain:?} waits while a worker is idle");
+        }
+        for session in 0..4 {
+            let name = format!("s{session}");
+            let info = self.dispatch.session(&name, self.at());
+            let expected = self.binding(&name);
+            assert_eq!(info.is_some(), expected.is_some(), "{name}: {info:?}");
+            if let Some(worker) = info.and_then(|info| info.worker) {
+                assert!(
+                    self.installed.contains_key(&worker),
+                    "bound to a gone worker"
+                );
+                assert_eq!(Some(worker), expected, "{name} bound elsewhere");
+            }
+        }
+    }
+
+    /// The worker the model has session `name` bound to, unless it expired.
+    fn binding(&self, name: &str) -> Option<u64> {
+        let &(worker, last_used) = self.bindings.get(name)?;
+        (self.now - last_used < self.session_ttl_ms).then_some(worker)
+    }
+
+    fn submit_in_session(&mut self, session: u8, mode: usize) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let name = format!("s{session}");
+        let affinity = AFFINITIES[mode];
+        let bound = self
+            .dispatch
+            .session(&name, self.at())
+            .map(|info| info.worker);
+        let submitted = self
+            .dispatch
+            .submit(in_session(id, &name, affinity), self.at());
+        // A submit that gets past the pool-wide checks uses the session.
+        if !matches!(
+            submitted,
+            Err((Rejected::Shutdown | Rejected::CircuitOpen { .. }, _))
+        ) {
+            match self.binding(&name) {
+                Some(worker) => drop(self.bindings.insert(name.clone(), (worker, self.now))),
+                None => drop(self.bindings.remove(&name)),
+            }
+        }
+        self.session_of.insert(id, name.clone());
+        match (&submitted, bound) {
+            (Err((Rejected::SessionWorkerUnavailable, _)), bound) => {
+                assert!(affinity.is_strict() && bound == Some(None))
+            }
+            (Err((Rejected::WorkerBusy, _)), Some(Some(worker))) => {
+                assert_eq!(affinity, Affinity::StrictFailFast);
+                assert!(
+                    self.outstanding.contains_key(&worker),
+                    "refused for an idle worker"
+                );
+            }
+            (Err((Rejected::WorkerBusy, _)), _) => panic!("busy without a worker"),
+            (Ok(_), Some(None)) if affinity.is_strict() => panic!("strict ran without its worker"),
+            (Ok(Submitted::Queued), Some(Some(_))) if affinity == Affinity::StrictFailFast => {
+                panic!("fail-fast queued")
+            }
+            (Ok(Submitted::Queued), Some(Some(worker)))
+                if !self.outstanding.contains_key(&worker) =>
+            {
+                panic!("queued while its worker {worker} is idle")
+            }
+            _ => {}
+        }
+        if let (Some(Some(worker)), true) = (bound, affinity.is_strict()) {
+            self.pinned.insert(id, worker);
+        }
+        if let Ok(submitted) = submitted {
+            self.accepted.insert(id, self.now);
+            self.in_session.insert(id);
+            match submitted {
+                Submitted::Run { worker, frame } => {
+                    if let Some(Some(bound)) = bound.filter(|_| affinity == Affinity::Hint) {
+                        if !self.outstanding.contains_key(&bound) {
+                            assert_eq!(worker, bound, "hint left its idle worker");
+                        }
+                    }
+                    let mut effects = E::default();
+                    effects.sends.push((worker, Send::Frame(frame)));
+                    self.carry_out(effects);
+                }
+                Submitted::Queued => {
+                    self.waiting.insert(id, affinity.is_strict());
+                    self.dispatch.attach_monitor(id, id).unwrap();
+                    self.monitors.insert(id, id);
+                }
+            }
+        }
     }
 
     fn step(&mut self, op: Op) {
@@ -203,12 +354,20 @@ impl Model {
                                 self.carry_out(effects);
                             }
                             Submitted::Queued => {
+                                self.waiting.insert(id, false);
                                 self.dispatch.attach_monitor(id, id).unwrap();
                                 self.monitors.insert(id, id);
                             }
                         }
                     }
                 }
+            }
+            Op::SubmitInSession { session, mode } => self.submit_in_session(session, mode),
+            Op::Forget { session } => {
+                let name = format!("s{session}");
+                self.dispatch.forget_session(&name);
+                self.bindings.remove(&name);
+                assert!(self.dispatch.session(&name, self.at()).is_none());
             }
             Op::Reply { slot, failed } => {
                 let Some((&uid, _)) = self.installed.iter().find(|(_, &s)| s == slot) else {
@@ -268,6 +427,7 @@ impl Model {
                 self.monitors.remove(&id);
                 if !self.dispatch.caller_down(|m| *m == monitor).is_empty() {
                     assert!(!self.answers.contains_key(&id));
+                    self.waiting.remove(&id);
                 }
             }
             Op::Crash { slot } => {
@@ -328,6 +488,7 @@ fn small_config() -> impl Strategy<Value = Config> {
             config.cancel_grace = ms(500);
             config.worker_max_requests = max_requests;
             config.max_start_failures = 3;
+            config.session_ttl = Some(ms(6000));
             config
         })
 }

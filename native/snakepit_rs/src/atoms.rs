@@ -28,6 +28,8 @@ rustler::atoms! {
     worker_error,
     unknown_command,
     invalid_result,
+    worker_busy,
+    session_worker_unavailable,
 
     // messages to the pool's owner process
     snakepit_event,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rustler::NifMap;
+use rustler::{NifMap, NifUnitEnum};
 
 #[derive(NifMap, Debug, Clone)]
 pub struct PoolConfig {
@@ -48,6 +48,38 @@ pub struct PoolConfig {
     pub watchdog: Option<String>,
     /// File where worker OS pids are appended, for `Snakepit.ProcessRegistry`.
     pub registry_file: Option<String>,
+    /// The session affinity of requests that do not choose one.
+    pub affinity: Affinity,
+    /// A session's binding to its worker expires after this long unused (0: never).
+    pub session_ttl_ms: u64,
+}
+
+/// A session affinity mode, as the atoms `:hint`, `:strict_queue`, `:strict_fail_fast`.
+#[derive(NifUnitEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    Hint,
+    StrictQueue,
+    StrictFailFast,
+}
+
+impl From<Affinity> for snakepit_core::Affinity {
+    fn from(affinity: Affinity) -> Self {
+        match affinity {
+            Affinity::Hint => snakepit_core::Affinity::Hint,
+            Affinity::StrictQueue => snakepit_core::Affinity::StrictQueue,
+            Affinity::StrictFailFast => snakepit_core::Affinity::StrictFailFast,
+        }
+    }
+}
+
+impl From<snakepit_core::Affinity> for Affinity {
+    fn from(affinity: snakepit_core::Affinity) -> Self {
+        match affinity {
+            snakepit_core::Affinity::Hint => Affinity::Hint,
+            snakepit_core::Affinity::StrictQueue => Affinity::StrictQueue,
+            snakepit_core::Affinity::StrictFailFast => Affinity::StrictFailFast,
+        }
+    }
 }
 
 impl PoolConfig {
@@ -65,6 +97,7 @@ impl PoolConfig {
             worker_max_requests: positive(self.worker_max_requests),
             worker_ttl: positive(self.worker_ttl_ms).map(ms),
             max_start_failures: self.max_start_failures,
+            session_ttl: positive(self.session_ttl_ms).map(ms),
             ..snakepit_core::Config::new(self.size)
         }
     }

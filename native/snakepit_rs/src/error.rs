@@ -34,6 +34,13 @@ pub enum PoolError {
     WorkerError(WorkerError),
     #[error("{}", .0.message)]
     UnknownCommand(WorkerError),
+    #[error("the session's worker is busy (affinity :strict_fail_fast)")]
+    WorkerBusy,
+    #[error(
+        "the session's worker is gone (it exited or was recycled) and its state with it; \
+         forget the session, or call with affinity :hint to move it to another worker"
+    )]
+    SessionWorkerUnavailable,
 }
 
 impl PoolError {
@@ -52,6 +59,8 @@ impl PoolError {
             PoolError::CircuitOpen { .. } => atoms::circuit_open(),
             PoolError::WorkerError(_) => atoms::worker_error(),
             PoolError::UnknownCommand(_) => atoms::unknown_command(),
+            PoolError::WorkerBusy => atoms::worker_busy(),
+            PoolError::SessionWorkerUnavailable => atoms::session_worker_unavailable(),
         }
     }
 
@@ -104,6 +113,7 @@ impl From<Failure<PoolError>> for PoolError {
             Failure::Lost(error) => error,
             Failure::Shutdown => PoolError::PoolShutdown,
             Failure::CircuitOpen { failures } => PoolError::CircuitOpen { failures },
+            Failure::SessionWorkerUnavailable => PoolError::SessionWorkerUnavailable,
         }
     }
 }
@@ -114,6 +124,8 @@ impl From<Rejected> for PoolError {
             Rejected::Shutdown => PoolError::PoolShutdown,
             Rejected::Saturated { max } => PoolError::PoolSaturated { max },
             Rejected::CircuitOpen { failures } => PoolError::CircuitOpen { failures },
+            Rejected::WorkerBusy => PoolError::WorkerBusy,
+            Rejected::SessionWorkerUnavailable => PoolError::SessionWorkerUnavailable,
         }
     }
 }

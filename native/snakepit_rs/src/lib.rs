@@ -6,7 +6,7 @@
 //! (wire protocol v1, both directions). Nothing calls into the BEAM while a Rust lock is held.
 //!
 //! - [`nif`]: the entry points `Snakepit.Native` binds (`nif/pool.rs`, `nif/request.rs`,
-//!   `nif/beam.rs`, `nif/codec.rs`); thin: decode, call the pool, encode.
+//!   `nif/session.rs`, `nif/beam.rs`, `nif/codec.rs`); thin: decode, call the pool, encode.
 //! - [`pool`]: the core's `Dispatch` behind one mutex, and the carrying out of its effects after
 //!   unlocking (frames, replies, signals, monitors, jobs for the supervisor). The pool is the
 //!   resource Elixir holds; [`resource`] has its `down` callback, which only posts a job.

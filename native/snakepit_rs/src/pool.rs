@@ -15,8 +15,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 use snakepit_core::{
-    Completed, Deadline, Dispatch, Effects, Event, Host, Rejected, Removed, Request, Stats,
-    Submitted, WorkerInfo,
+    Completed, Deadline, Dispatch, Effects, Event, Host, Rejected, Removed, Request, SessionInfo,
+    Stats, Submitted, WorkerInfo,
 };
 
 use crate::atoms;
@@ -128,8 +128,9 @@ impl Pool {
         result
     }
 
-    /// A rejected request is handed back, to be freed outside the lock.
-    #[allow(clippy::type_complexity)]
+    /// A rejected request is handed back, to be freed outside the lock (by value: boxing it
+    /// would cost an allocation per call to save a copy on the rare refusal).
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
     pub fn submit(
         &self,
         request: Request<Nif>,
@@ -233,6 +234,16 @@ impl Pool {
 
     pub fn workers(&self) -> Vec<WorkerInfo<Worker>> {
         self.dispatch.lock().workers()
+    }
+
+    /// Forgets session `id`'s worker (the session ended); whether it had one.
+    pub fn forget_session(&self, id: &str) -> bool {
+        self.dispatch.lock().forget_session(id)
+    }
+
+    /// Session `id`'s worker, mode and last use (see `snakepit_core::session`).
+    pub fn session(&self, id: &str) -> Option<SessionInfo<Worker>> {
+        self.dispatch.lock().session(id, Instant::now())
     }
 
     /// Carries out what was decided under the lock. `env` is the calling NIF's environment when

@@ -95,3 +95,12 @@ class TestAdapter(BaseAdapter):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+
+    @tool(description="Count this session's calls on this worker; return the count and pid")
+    def bump(self):
+        """State kept on the worker per session, as a user's adapter would keep it: a session
+        whose calls all reach one worker counts 1, 2, 3, ...; a call on another worker starts
+        over there."""
+        counts = self.__dict__.setdefault("_session_counts", {})
+        counts[self.session_id] = counts.get(self.session_id, 0) + 1
+        return {"count": counts[self.session_id], "pid": os.getpid(), "session_id": self.session_id}

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use snakepit_core::{Config, Dispatch, Effects, Host, Request};
+use snakepit_core::{Affinity, Config, Dispatch, Effects, Host, Request, Session};
 
 pub struct T;
 
@@ -54,6 +54,18 @@ pub fn request(id: u64, timeout_ms: u64) -> Request<T> {
         frame: id.to_le_bytes().to_vec(),
         reply: id,
         timeout: ms(timeout_ms),
+        session: None,
+    }
+}
+
+/// A request of session `session` with `affinity`.
+pub fn in_session(id: u64, session: &str, affinity: Affinity) -> Request<T> {
+    Request {
+        session: Some(Session {
+            id: session.to_string(),
+            affinity,
+        }),
+        ..request(id, 60_000)
     }
 }
 

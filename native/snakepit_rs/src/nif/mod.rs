@@ -1,5 +1,5 @@
 //! The NIF entry points `Snakepit.Native` binds, one file per group (the Elixir stubs carry the
-//! same prefixes): `pool_*` life cycle and introspection, requests, BEAM workers (`beam_worker_*`), and the
+//! same prefixes): `pool_*` life cycle and introspection, requests, sessions, BEAM workers (`beam_worker_*`), and the
 //! codec. Each is thin:
 //! decode arguments, call the pool, encode the answer.
 
@@ -7,3 +7,4 @@ mod beam;
 mod codec;
 mod pool;
 mod request;
+mod session;

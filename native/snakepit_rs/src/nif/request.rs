@@ -5,17 +5,22 @@ use std::time::Duration;
 
 use rustler::{Encoder, Env, Term};
 
-use snakepit_core::{Deadline, Request, Send, Submitted};
+use snakepit_core::{Deadline, Request, Send, Session, Submitted};
 use snakepit_protocol::request::{encode_request, RequestError, RequestHead};
 
 use crate::atoms;
 use crate::codec::JsonWriter;
+use crate::config::Affinity;
 use crate::error::PoolError;
 use crate::pool::{CallerMonitor, PoolRef};
 use crate::reply::ReplyTo;
 
 /// Longest command name accepted.
 pub const MAX_COMMAND_BYTES: usize = 1024;
+
+/// A request's session, as the caller gives it: `nil`, or `{session_id, affinity}` with the
+/// affinity `nil` for the pool's.
+type SessionArg<'a> = Option<(&'a str, Option<Affinity>)>;
 
 /// Submits a request; the outcome arrives as `{tag, {:ok_json, json} | {:ok, nil} | {:error,
 /// {reason, msg, details}}}`. Returns `{:ok, request_id}` or `{:error, {reason, msg, details}}`
@@ -27,18 +32,10 @@ fn pool_submit<'a>(
     tag: Term<'a>,
     command: &str,
     request_args: Term<'a>,
-    session_id: Option<&str>,
+    session: SessionArg<'a>,
     timeout_ms: u64,
 ) -> Term<'a> {
-    submit(
-        env,
-        &pool,
-        tag,
-        command,
-        request_args,
-        session_id,
-        timeout_ms,
-    )
+    submit(env, &pool, tag, command, request_args, session, timeout_ms)
 }
 
 /// `pool_submit/6` for args large enough that encoding them may outlast a scheduler slice.
@@ -49,18 +46,10 @@ fn pool_submit_dirty<'a>(
     tag: Term<'a>,
     command: &str,
     request_args: Term<'a>,
-    session_id: Option<&str>,
+    session: SessionArg<'a>,
     timeout_ms: u64,
 ) -> Term<'a> {
-    submit(
-        env,
-        &pool,
-        tag,
-        command,
-        request_args,
-        session_id,
-        timeout_ms,
-    )
+    submit(env, &pool, tag, command, request_args, session, timeout_ms)
 }
 
 fn submit<'a>(
@@ -69,10 +58,10 @@ fn submit<'a>(
     tag: Term<'a>,
     command: &str,
     args: Term<'a>,
-    session_id: Option<&str>,
+    session: SessionArg,
     timeout_ms: u64,
 ) -> Term<'a> {
-    match try_submit(env, pool, tag, command, args, session_id, timeout_ms) {
+    match try_submit(env, pool, tag, command, args, session, timeout_ms) {
         Ok(id) => (atoms::ok(), id).encode(env),
         Err(error) => (atoms::error(), error.to_term(env)).encode(env),
     }
@@ -84,9 +73,10 @@ fn try_submit<'a>(
     tag: Term<'a>,
     command: &str,
     args: Term<'a>,
-    session_id: Option<&str>,
+    session: SessionArg,
     timeout_ms: u64,
 ) -> Result<u64, PoolError> {
+    let session_id = session.map(|(id, _)| id);
     validate_command(command)?;
     let id = pool.next_id();
     let max_frame = pool.config.max_frame_size;
@@ -111,6 +101,11 @@ fn try_submit<'a>(
         frame,
         reply: ReplyTo::new(&pool.spares, caller, tag),
         timeout: Duration::from_millis(timeout_ms),
+        // The one allocation a session adds to the request path.
+        session: session.map(|(id, affinity)| Session {
+            id: id.to_string(),
+            affinity: affinity.unwrap_or(pool.config.affinity).into(),
+        }),
     };
     match pool.submit(request) {
         Ok(Submitted::Run { worker, frame }) => worker.send(Some(env), Send::Frame(frame)),
