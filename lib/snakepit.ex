@@ -85,7 +85,7 @@ defmodule Snakepit do
   `:worker_max_requests` / `:worker_ttl`), strict requests get `{:error, %Snakepit.Error{reason:
   :session_worker_unavailable}}` - those waiting for it too - because the state kept there is
   gone with it. As in upstream Snakepit, this holds for every later strict request of the
-  session until it is forgotten (`Snakepit.Pool.forget_session/2`, the end of the session) or a
+  session until it is forgotten (`Snakepit.Pool.end_session/2`, the end of the session) or a
   `:hint` request moves it to a live worker. A `:hint` request just runs elsewhere and rebinds.
 
   Requests of a session submitted at the same time before any of them started are plain
@@ -98,15 +98,10 @@ defmodule Snakepit do
   @spec execute_in_session(String.t(), String.t(), Call.args(), keyword()) ::
           {:ok, term()} | {:error, Error.t()}
   def execute_in_session(session_id, command, args, opts \\ []) do
-    cond do
-      not Snakepit.Pool.Options.valid_session_id?(session_id) ->
-        {:error, Snakepit.Pool.Options.invalid_session_id(session_id)}
-
-      is_list(opts) ->
-        Call.execute(command, args, Keyword.put(opts, :session_id, session_id))
-
-      true ->
-        Call.execute(command, args, opts)
+    with :ok <- Snakepit.SessionId.validate(session_id) do
+      if is_list(opts),
+        do: Call.execute(command, args, Keyword.put(opts, :session_id, session_id)),
+        else: Call.execute(command, args, opts)
     end
   end
 

@@ -135,7 +135,9 @@ defmodule Snakepit.Config do
     :process_registry_dir,
     :session_default_ttl,
     # Read by `Snakepit.Bridge.SessionStore`.
-    :session_cleanup_interval
+    :session_cleanup_interval,
+    :session_max_sessions,
+    :session_store
   ]
 
   # Upstream v0.13's timeout profiles: {default execution timeout, queue timeout}.

@@ -26,7 +26,7 @@ defmodule Snakepit.Native do
   def pool_check_deadline(_pool, _request_id), do: :erlang.nif_error(:nif_not_loaded)
 
   # src/nif/session.rs — pool_*: sessions
-  def pool_forget_session(_pool, _session_id), do: :erlang.nif_error(:nif_not_loaded)
+  def pool_end_session(_pool, _session_id), do: :erlang.nif_error(:nif_not_loaded)
   def pool_session_info(_pool, _session_id), do: :erlang.nif_error(:nif_not_loaded)
 
   # src/nif/pool.rs — pool_*: introspection

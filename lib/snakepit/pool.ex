@@ -125,16 +125,19 @@ defmodule Snakepit.Pool do
   end
 
   @doc """
-  Forgets the worker session `session_id` is bound to in `pool` (see
-  `Snakepit.execute_in_session/4`): its next request runs like its first. For the end of a
-  session (`Snakepit.SessionHelpers.cleanup_session/1`, the session store's expiry). Returns
-  whether the session was bound; a session id that could not be bound is `false`.
+  Ends session `session_id` in `pool`: forgets the worker it is bound to (see
+  `Snakepit.execute_in_session/4`), so that its next request runs like its first, and tells the
+  pool's workers, which drop what they kept for it (`session_state` and the adapter's
+  `on_session_end` hook in Python; a `session_end` frame, docs/protocol.md). Called for every
+  pool when a session ends in `Snakepit.Bridge.SessionStore` (deleted or expired) and by
+  `Snakepit.SessionHelpers.cleanup_session/2`. Returns whether the session was bound; a
+  session id that could not be bound is `false`.
   """
-  @spec forget_session(pool(), String.t()) :: boolean()
-  def forget_session(pool \\ __MODULE__, session_id) when is_binary(session_id) do
+  @spec end_session(pool(), String.t()) :: boolean()
+  def end_session(pool \\ __MODULE__, session_id) when is_binary(session_id) do
     case Registry.native(pool) do
       nil -> false
-      native -> Native.pool_forget_session(native, session_id)
+      native -> Native.pool_end_session(native, session_id)
     end
   end
 
@@ -192,6 +195,7 @@ defmodule Snakepit.Pool do
     with {:ok, config} <- native_config(opts[:adapter_module], opts),
          {:ok, native} <- start_native(config, opts) do
       Registry.register(opts[:name], native, opts)
+      subscribe_to_session_ends()
 
       {:ok,
        %{
@@ -270,6 +274,12 @@ defmodule Snakepit.Pool do
   def handle_info({:snakepit_event, event}, state) do
     state = handle_event(event, state)
     if state.listener, do: send(state.listener, {:snakepit_pool_event, state.name, event})
+    {:noreply, state}
+  end
+
+  # A session ended in the session store: forget its worker, and its workers drop its state.
+  def handle_info({:snakepit_session_ended, session_id, _reason}, state) do
+    Native.pool_end_session(state.native, session_id)
     {:noreply, state}
   end
 
@@ -418,6 +428,15 @@ defmodule Snakepit.Pool do
 
   # The pool's options in the shape the native pool takes; `start_native/2` adds what the
   # adapter decides.
+  # The application's session store tells every pool when a session ends (deleted, expired).
+  # A pool started without it (the store is started by the application) has nothing to hear.
+  defp subscribe_to_session_ends do
+    if Process.whereis(Snakepit.Bridge.SessionStore),
+      do: Snakepit.Bridge.SessionStore.subscribe()
+  catch
+    :exit, _ -> :ok
+  end
+
   defp native_config(_adapter, opts) do
     {:ok,
      %{

@@ -182,9 +182,9 @@ defmodule Snakepit.ApplicationTest do
       warnings = Enum.filter(logged_warnings(), &(&1 =~ "config :snakepit"))
       assert [grpc] = Enum.filter(warnings, &(&1 =~ "grpc_port"))
       assert grpc =~ "ignored"
-      assert [affinity] = Enum.filter(warnings, &(&1 =~ "affinity"))
-      assert affinity =~ "`pools[:default].affinity`"
-      assert length(warnings) == 2
+      # `affinity` is read (session affinity): no warning.
+      assert [] = Enum.filter(warnings, &(&1 =~ "affinity"))
+      assert length(warnings) == 1
 
       assert :ok = Snakepit.Pool.await_ready()
       assert :ok = Snakepit.Pool.await_ready(:other)

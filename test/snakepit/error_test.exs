@@ -18,6 +18,8 @@ defmodule Snakepit.ErrorTest do
     pool_not_found: :pool,
     pool_shutdown: :pool,
     circuit_open: :pool,
+    worker_busy: :pool,
+    session_worker_unavailable: :pool,
     queue_timeout: :timeout,
     timeout: :timeout,
     worker_crashed: :worker,

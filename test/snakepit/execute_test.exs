@@ -140,8 +140,6 @@ defmodule Snakepit.ExecuteTest do
       for {opts, name} <- [
             {[timeout: -1], ":timeout"},
             {[timeout: nil], ":timeout"},
-            {[session_id: 12], ":session_id"},
-            {[session_id: ""], ":session_id"},
             {[pool: "name"], ":pool"},
             {[tiemout: 5_000], ":tiemout"}
           ] do

@@ -167,25 +167,65 @@ defmodule Snakepit.Bridge.SessionStore do
 
   @doc """
   `{:ok, session}`, renewing its TTL, or `{:error, :not_found}` (also for an expired session).
+
+  In the application's store (`server` left out) the session's `last_worker_id` is the worker
+  a running pool has the session bound to (`Snakepit.execute_in_session/4`), as upstream's
+  pools record it; a session bound in a pool but not in the store yet is created then, as
+  upstream's `execute_in_session/4` creates it. The request path itself never writes here.
   """
   @spec get_session(server(), String.t()) ::
           {:ok, Session.t()} | {:error, :not_found} | invalid_id()
   def get_session(server \\ __MODULE__, session_id) do
     with :ok <- check_id(session_id) do
-      store = store(server)
-      now = now(store.clock)
-
-      case lookup(store, session_id, now) do
-        {:ok, %Session{last_accessed: last} = session} when last < now ->
-          # Renewed in the owner; the owner handles this before any later call of this
-          # process, so a cleanup this process asks for next sees the renewal.
-          GenServer.cast(store.server, {:touch, session_id, now})
-          {:ok, %{session | last_accessed: now}}
-
-        result ->
-          result
-      end
+      result = read_session(server, session_id)
+      if server == __MODULE__, do: with_pool_worker(result, session_id), else: result
     end
+  end
+
+  defp read_session(server, session_id) do
+    store = store(server)
+    now = now(store.clock)
+
+    case lookup(store, session_id, now) do
+      {:ok, %Session{last_accessed: last} = session} when last < now ->
+        # Renewed in the owner; the owner handles this before any later call of this
+        # process, so a cleanup this process asks for next sees the renewal.
+        GenServer.cast(store.server, {:touch, session_id, now})
+        {:ok, %{session | last_accessed: now}}
+
+      result ->
+        result
+    end
+  end
+
+  # The session's worker as the pools know it (their affinity binding), recorded here when it
+  # differs from what the store holds.
+  defp with_pool_worker(result, session_id) do
+    case {result, pool_worker(session_id)} do
+      {result, nil} ->
+        result
+
+      {{:ok, %Session{last_worker_id: worker_id}}, worker_id} ->
+        result
+
+      {_result, worker_id} ->
+        case store_worker_session(__MODULE__, session_id, worker_id) do
+          :ok -> read_session(__MODULE__, session_id)
+          {:error, _quota} -> result
+        end
+    end
+  end
+
+  defp pool_worker(session_id) do
+    Enum.find_value(Snakepit.Pool.Registry.pools(), fn pool ->
+      case Snakepit.Pool.session_info(pool, session_id) do
+        %{worker_id: worker_id} when is_binary(worker_id) -> worker_id
+        _ -> nil
+      end
+    end)
+  rescue
+    # A pool stopping between the listing and the lookup.
+    Snakepit.Error -> nil
   end
 
   @doc """
@@ -278,12 +318,15 @@ defmodule Snakepit.Bridge.SessionStore do
   ## Session end
 
   @doc """
-  Subscribes the caller to session ends: it receives
+  Subscribes `pid` (the caller by default) to session ends: it receives
   `{:snakepit_session_ended, session_id, :deleted | :expired}` for each session that ends
-  from now on (once, however often it subscribed).
+  from now on (once, however often it subscribed). Every pool subscribes itself to the
+  application's store; subscribe a pool (its pid) to another store to have that store's
+  sessions end on the pool's workers too.
   """
-  @spec subscribe(server()) :: :ok
-  def subscribe(server \\ __MODULE__), do: GenServer.call(server, {:subscribe, self()})
+  @spec subscribe(server(), pid()) :: :ok
+  def subscribe(server \\ __MODULE__, pid \\ self()) when is_pid(pid),
+    do: GenServer.call(server, {:subscribe, pid})
 
   @doc "Ends the caller's subscription."
   @spec unsubscribe(server()) :: :ok

@@ -11,7 +11,6 @@ defmodule Snakepit.Pool.Options do
   alias Snakepit.Error
 
   # Upstream's rule for session ids: `^[A-Za-z0-9_-]+$`, bounded.
-  @max_session_id_bytes 256
 
   @typedoc "A type of the schema; `describe/1` says it in words."
   @type type ::
@@ -266,10 +265,10 @@ defmodule Snakepit.Pool.Options do
 
   defp check_call([]), do: :ok
 
+  defp check_call([{:session_id, nil} | rest]), do: check_call(rest)
+
   defp check_call([{:session_id, value} | rest]) do
-    if valid?({:or_nil, :session_id}, value),
-      do: check_call(rest),
-      else: {:error, invalid_session_id(value)}
+    with :ok <- Snakepit.SessionId.validate(value), do: check_call(rest)
   end
 
   # One clause per call option, made from the schema.
@@ -325,7 +324,7 @@ defmodule Snakepit.Pool.Options do
   def describe(:pool), do: "a pool's name (an atom) or a pid"
 
   def describe(:session_id),
-    do: "a string of 1 to #{@max_session_id_bytes} letters, digits, `_` or `-`"
+    do: "a string of 1 to #{Snakepit.SessionId.max_length()} letters, digits, `_` or `-`"
 
   def describe(:affinity), do: "`:hint`, `:strict_queue` or `:strict_fail_fast`"
   def describe({:or_nil, type}), do: "nil or #{describe(type)}"
@@ -344,7 +343,7 @@ defmodule Snakepit.Pool.Options do
   defp valid?(:strings, value), do: list_of?(value, &is_binary/1)
   defp valid?(:pid, value), do: is_pid(value)
   defp valid?(:pool, value), do: is_pid(value) or (is_atom(value) and value != nil)
-  defp valid?(:session_id, value), do: valid_session_id?(value)
+  defp valid?(:session_id, value), do: Snakepit.SessionId.valid?(value)
   defp valid?(:affinity, value), do: affinity(value) != nil
   defp valid?({:or_nil, type}, value), do: is_nil(value) or valid?(type, value)
 
@@ -354,34 +353,6 @@ defmodule Snakepit.Pool.Options do
   end
 
   defp valid?(:adapter, value), do: Snakepit.Adapter.style(value) != nil
-
-  @doc """
-  Whether `value` is a valid session id: a binary of 1 to #{@max_session_id_bytes} bytes, each
-  an ASCII letter, digit, `_` or `-`.
-  """
-  @spec valid_session_id?(term()) :: boolean()
-  def valid_session_id?(value)
-      when is_binary(value) and byte_size(value) in 1..@max_session_id_bytes,
-      do: session_id_chars?(value)
-
-  def valid_session_id?(_value), do: false
-
-  defp session_id_chars?(<<c, rest::binary>>)
-       when c in ?a..?z or c in ?A..?Z or c in ?0..?9 or c == ?_ or c == ?-,
-       do: session_id_chars?(rest)
-
-  defp session_id_chars?(<<>>), do: true
-  defp session_id_chars?(_), do: false
-
-  @doc "The `{:error, %Snakepit.Error{reason: :invalid_session_id}}` error for `value`."
-  @spec invalid_session_id(term()) :: Error.t()
-  def invalid_session_id(value) do
-    Error.new(
-      :invalid_session_id,
-      "invalid session id: expected #{describe(:session_id)}, got: #{inspect(value)}",
-      %{option: :session_id}
-    )
-  end
 
   @doc """
   An affinity mode as an atom: the atoms themselves, or upstream's strings in any case

@@ -236,9 +236,15 @@ impl Pool {
         self.dispatch.lock().workers()
     }
 
-    /// Forgets session `id`'s worker (the session ended); whether it had one.
-    pub fn forget_session(&self, id: &str) -> bool {
-        self.dispatch.lock().forget_session(id)
+    /// Session `id` ended: forgets its worker, and tells every worker process that keeps
+    /// per-session state to drop the session's (any of them may have served it, as a hint
+    /// session moves); whether the session had a worker.
+    pub fn end_session(&self, id: &str) -> bool {
+        let had_worker = self.dispatch.lock().forget_session(id);
+        for worker in self.processes.snapshot() {
+            worker.end_session(id);
+        }
+        had_worker
     }
 
     /// Session `id`'s worker, mode and last use (see `snakepit_core::session`).

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use rustler::{Env, LocalPid};
 
 use snakepit_core::Send;
-use snakepit_protocol::handshake::{Handshake, CONTROL_HEARTBEAT};
-use snakepit_protocol::request::{encode_cancel, encode_heartbeat, encode_request, RequestHead};
+use snakepit_protocol::handshake::{Handshake, CONTROL_HEARTBEAT, CONTROL_SESSION_END};
+use snakepit_protocol::request::{
+    encode_cancel, encode_heartbeat, encode_request, encode_session_end, RequestHead,
+};
 
 use crate::beam::BeamProcess;
 use crate::config::PoolConfig;
@@ -45,6 +47,9 @@ pub struct WorkerHandle {
     /// its cancel frames then go there, where it sees them while the tool runs. Set with
     /// `heartbeat`.
     control_fd: AtomicBool,
+    /// Whether the worker's handshake announced session-end frames (it keeps per-session
+    /// state). Set with `heartbeat`.
+    session_end: AtomicBool,
 }
 
 /// Where a worker's requests go.
@@ -78,6 +83,7 @@ impl WorkerHandle {
             endpoint: Endpoint::Beam(process),
             heartbeat: AtomicBool::new(false),
             control_fd: AtomicBool::new(false),
+            session_end: AtomicBool::new(false),
         }
     }
 
@@ -87,6 +93,8 @@ impl WorkerHandle {
         self.heartbeat.store(heartbeat, Ordering::Release);
         let control_fd = handshake.reads_control_fd();
         self.control_fd.store(control_fd, Ordering::Release);
+        let session_end = handshake.accepts_control(CONTROL_SESSION_END);
+        self.session_end.store(session_end, Ordering::Release);
     }
 
     /// Whether health checks reach this worker as heartbeat frames.
@@ -129,6 +137,17 @@ impl WorkerHandle {
                 Send::HealthCheck(id) => requests.send(ping_frame(id)),
             },
             Endpoint::Beam(process) => process.send(env, send),
+        }
+    }
+
+    /// Tells an OS worker that announced session-end frames that session `session_id` ended, in
+    /// its request stream (it acts between requests). Others keep no per-session state the
+    /// pool knows of: nothing is sent.
+    pub fn end_session(&self, session_id: &str) {
+        if let Endpoint::Process { requests, .. } = &self.endpoint {
+            if self.session_end.load(Ordering::Acquire) {
+                requests.send(encode_session_end(session_id));
+            }
         }
     }
 
@@ -269,6 +288,7 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         },
         heartbeat: AtomicBool::new(false),
         control_fd: AtomicBool::new(false),
+        session_end: AtomicBool::new(false),
     });
     Ok(Spawned {
         handle,

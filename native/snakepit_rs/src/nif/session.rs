@@ -8,10 +8,11 @@ use crate::atoms;
 use crate::config::Affinity;
 use crate::pool::PoolRef;
 
-/// Forgets session `session_id`'s worker; whether the session was bound to one.
+/// Session `session_id` ended: forgets its worker and tells the workers; whether the session was
+/// bound to one.
 #[rustler::nif]
-fn pool_forget_session(pool: PoolRef, session_id: &str) -> bool {
-    pool.forget_session(session_id)
+fn pool_end_session(pool: PoolRef, session_id: &str) -> bool {
+    pool.end_session(session_id)
 }
 
 /// `nil` when the session is not bound to a worker (never used, forgotten or expired), else
