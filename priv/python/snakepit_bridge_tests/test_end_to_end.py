@@ -56,7 +56,7 @@ class ShowcaseWorkerTest(unittest.TestCase):
                 result = worker.call(7, "session_counter", session_id="s1")["result"]
                 self.assertEqual(result, {"session_id": "s1", "count": expected})
             self.assertEqual(
-                worker.call(8, "session_counter")["result"], {"session_id": None, "count": 1}
+                worker.call(8, "session_counter")["result"], {"session_id": None, "count": None}
             )
 
             error = worker.call(9, "fibonacci", args={"n": -1})["error"]

@@ -14,11 +14,6 @@ _WORD = re.compile(r"\w+")
 
 
 class ShowcaseAdapter(BaseAdapter):
-    def __init__(self):
-        super().__init__()
-        # session_id -> number of session_counter calls in that session.
-        self.session_counts = {}
-
     @tool(description="Add two numbers")
     def add(self, a, b):
         return a + b
@@ -55,8 +50,15 @@ class ShowcaseAdapter(BaseAdapter):
                 time.sleep(delay_ms / 1000)
             yield {"i": i}
 
-    @tool(description="Count the calls made in the current session")
+    @tool(description="Count the calls made in the current session (on this worker)")
     def session_counter(self):
-        count = self.session_counts.get(self.session_id, 0) + 1
-        self.session_counts[self.session_id] = count
-        return {"session_id": self.session_id, "count": count}
+        state = self.session_state
+        if state is None:
+            return {"session_id": None, "count": None}
+        state["count"] = state.get("count", 0) + 1
+        return {"session_id": self.session_id, "count": state["count"]}
+
+    @tool(description="Sleep duration_ms, then say which task slept (as upstream's showcase)")
+    def sleep_task(self, duration_ms, task_number=0):
+        time.sleep(duration_ms / 1000)
+        return {"task_number": task_number, "slept_ms": duration_ms}
