@@ -15,8 +15,9 @@ defmodule Snakepit.UpstreamShowcaseTest do
   package `showcase` (upstream ships it inside its own `snakepit_bridge`, whose place our bridge
   takes); its code is not changed. Run with `mix test --only upstream`.
 
-  The pool has one worker: upstream keeps session state in the worker process and routes a
-  session's calls to one worker, which snakepit_rs does not do yet. Streaming tools are called
+  The pool has two workers and strict session affinity: upstream's session tools keep state in
+  the worker process, and every call of the test's session must reach the worker that holds
+  it (`Snakepit.execute_in_session/4`'s `:strict_queue`). Streaming tools are called
   without streaming (`execute_stream/4` is not there yet): their chunks' data come back as a list.
   """
   use ExUnit.Case, async: true
@@ -72,7 +73,8 @@ defmodule Snakepit.UpstreamShowcaseTest do
     :ok = File.rename(Path.join(tmp_dir, @showcase), Path.join(tmp_dir, "showcase"))
 
     TestPool.start!(
-      size: 1,
+      size: 2,
+      affinity: :strict_queue,
       python_executable: @python,
       adapter_args: ["--adapter", "showcase.ShowcaseAdapter"],
       env: [{"PYTHONPATH", tmp_dir}]
@@ -83,11 +85,12 @@ defmodule Snakepit.UpstreamShowcaseTest do
     do: Snakepit.execute(command, args, pool: pool, session_id: "showcase-session")
 
   defp assert_common_tools(pool) do
-    os_pid = TestPool.only_worker_pid(pool)
-
     # The adapter's own ping (routed by its execute_tool), not the bridge's.
     assert {:ok, %{"message" => "Hello from Elixir!", "timestamp" => _}} =
              call(pool, "ping", %{message: "Hello from Elixir!"})
+
+    # The session's worker, which every later call reaches.
+    %{os_pid: os_pid} = Snakepit.Pool.session_info(pool, "showcase-session")
 
     assert {:ok, %{"message" => "pong"}} = call(pool, "ping")
 
