@@ -95,6 +95,16 @@ defmodule Snakepit.SessionStateTest do
     assert_ended(pool, id, ~s({"count": 2}))
   end
 
+  test "a session unused for the pool's :session_ttl ends on its workers" do
+    # A TTL of 1 ms: the pool's timer expires the binding and then tells the workers; the test
+    # waits for the worker's line.
+    pool = TestPool.start!(size: 1, adapter_args: @adapter_args, session_ttl: 1)
+    id = SessionId.generate()
+    bump(pool, id)
+    assert_ended(pool, id, ~s({"count": 1}))
+    assert Snakepit.Pool.session_info(pool, id) == nil
+  end
+
   describe "SessionHelpers" do
     setup do
       store = :"helpers_store_#{System.unique_integer([:positive])}"

@@ -139,7 +139,8 @@ defmodule Snakepit.Pool.Options do
       default_doc: "1 hour, as the session store's",
       doc:
         "ms (or `{n, :seconds | :minutes | :hours}`) after which a session unused that long " <>
-          "is no longer bound to its worker; `nil` or `:infinity`: never"
+          "is no longer bound to its worker, and (within another such period) the workers drop " <>
+          "what they kept for it (`session_state`); `nil` or `:infinity`: never"
     ],
     event_listener: [
       type: {:or_nil, :pid},

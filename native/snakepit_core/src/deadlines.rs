@@ -93,7 +93,7 @@ impl<H: Host> Dispatch<H> {
         for index in due_checks {
             self.health_check(index, next_id(), now, &mut effects);
         }
-        self.sessions.rotate(now);
+        effects.ended_sessions = self.sessions.rotate(now);
         self.timer_at = self.next_deadline();
         self.take_wake();
         effects

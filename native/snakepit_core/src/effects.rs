@@ -67,6 +67,9 @@ pub struct Effects<H: Host> {
     /// Slots whose worker must be started now.
     pub starts: Vec<usize>,
     pub events: Vec<Event>,
+    /// Sessions whose binding expired unused (see `session.rs`): the host tells the workers,
+    /// which drop what they kept for them.
+    pub ended_sessions: Vec<String>,
 }
 
 impl<H: Host> Default for Effects<H> {
@@ -80,6 +83,7 @@ impl<H: Host> Default for Effects<H> {
             closes: Vec::new(),
             starts: Vec::new(),
             events: Vec::new(),
+            ended_sessions: Vec::new(),
         }
     }
 }
@@ -94,5 +98,6 @@ impl<H: Host> Effects<H> {
             && self.closes.is_empty()
             && self.starts.is_empty()
             && self.events.is_empty()
+            && self.ended_sessions.is_empty()
     }
 }

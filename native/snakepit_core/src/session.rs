@@ -193,16 +193,17 @@ impl Sessions {
     }
 
     /// Drops the previous generation if a rotation is due: every binding in it was unused for at
-    /// least one TTL. Returns how many were dropped.
-    pub fn rotate(&mut self, now: Instant) -> usize {
+    /// least one TTL. Returns the sessions dropped: they ended on this pool, and the host tells
+    /// the workers, which drop what they kept for them.
+    pub fn rotate(&mut self, now: Instant) -> Vec<String> {
         match (self.rotate_at, self.ttl) {
             (Some(at), Some(ttl)) if at <= now => {
                 let dropped =
                     std::mem::replace(&mut self.previous, std::mem::take(&mut self.current));
                 self.rotate_at = (!self.previous.is_empty()).then_some(now + ttl);
-                dropped.len()
+                dropped.into_keys().collect()
             }
-            _ => 0,
+            _ => Vec::new(),
         }
     }
 }
@@ -227,17 +228,17 @@ mod tests {
         sessions.bind(session("b"), 1, 2, s(0));
         assert_eq!(sessions.rotate_at(), Some(s(10)));
         sessions.get_mut("a", s(8)).unwrap().last_used = s(8);
-        assert_eq!(sessions.rotate(s(10)), 0);
+        assert!(sessions.rotate(s(10)).is_empty());
         assert_eq!(sessions.len(), 2);
         // "a" is used again: it moves to the current generation and survives the next rotation.
         sessions.get_mut("a", s(12)).unwrap().last_used = s(12);
-        assert_eq!(sessions.rotate(s(20)), 1);
+        assert_eq!(sessions.rotate(s(20)), ["b"]);
         assert!(sessions.get("b", s(20)).is_none());
         assert!(sessions.get("a", s(21)).is_some());
         // Unused for the TTL: expired even before a rotation drops it.
         assert!(sessions.get_mut("a", s(22)).is_none());
         assert!(sessions.is_empty());
-        assert_eq!(sessions.rotate(s(30)), 0);
+        assert!(sessions.rotate(s(30)).is_empty());
         assert_eq!(sessions.rotate_at(), None);
     }
 

@@ -273,7 +273,8 @@ fn an_unused_binding_expires_after_the_session_ttl() {
     let _ = d.tick(clock.at(10_000), &mut || 0);
     assert_eq!(d.stats().sessions, 1, "kept one more generation");
     assert_eq!(d.session("s", clock.at(10_000)), None, "but expired");
-    let _ = d.tick(clock.at(20_000), &mut || 0);
+    let effects = d.tick(clock.at(20_000), &mut || 0);
+    assert_eq!(effects.ended_sessions, ["s"], "the host tells the workers");
     assert_eq!(d.stats().sessions, 0);
     assert_eq!(d.next_deadline(), None);
 }

@@ -241,10 +241,14 @@ impl Pool {
     /// session moves); whether the session had a worker.
     pub fn end_session(&self, id: &str) -> bool {
         let had_worker = self.dispatch.lock().forget_session(id);
+        self.tell_session_end(id);
+        had_worker
+    }
+
+    fn tell_session_end(&self, id: &str) {
         for worker in self.processes.snapshot() {
             worker.end_session(id);
         }
-        had_worker
     }
 
     /// Session `id`'s worker, mode and last use (see `snakepit_core::session`).
@@ -263,6 +267,9 @@ impl Pool {
         }
         for (worker, send) in effects.sends {
             worker.send(env, send);
+        }
+        for session in &effects.ended_sessions {
+            self.tell_session_end(session);
         }
         for worker in effects.closes {
             worker.close_requests(env);
