@@ -52,7 +52,9 @@ class CancellationTest(unittest.TestCase):
 
     def test_the_handshake_announces_cancel_and_the_control_descriptor(self):
         with Worker() as worker:
-            self.assertEqual(worker.ready["control"], ["cancel", "heartbeat", "session_end"])
+            self.assertEqual(
+                worker.ready["control"], ["cancel", "credit", "heartbeat", "session_end"]
+            )
             self.assertIs(worker.ready["control_fd"], True)
 
     def test_without_a_control_descriptor_cancels_are_not_announced(self):
