@@ -158,7 +158,8 @@ class Dispatcher:
             session_id = state = None
         context = SessionContext(None, session_id, request_id=request_id, session_state=state)
         function = None if self.router is not None else entry[0]
-        return Call(request_id, command, args, stream, context, function, window if stream else None)
+        window = window if stream else None
+        return Call(request_id, command, args, stream, context, function, window)
 
     def end_session(self, session_id):
         """Session ``session_id`` ended: drop its state, and call the
