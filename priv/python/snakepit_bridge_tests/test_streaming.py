@@ -75,6 +75,16 @@ class StreamingTest(unittest.TestCase):
         self.assertEqual((reply["id"], reply["ok"]), (request_id, False), reply)
         self.assertEqual(reply["error"]["type"], "Cancelled")
 
+    def cancel(self, worker, request_id, tool, stops=1):
+        """Cancels stream ``request_id`` of ``tool``; returns the chunks sent before its
+        ``Cancelled`` final reply. The generator's finally block ran before that reply (so its
+        line is on stdout by then): ``stops`` times so far."""
+        worker.cancel(request_id)
+        chunks, final = worker.rest(request_id)
+        self.assert_cancelled(final, request_id)
+        self.assertEqual(worker.printed().count(f"{tool} stopped\n"), stops)
+        return chunks
+
     def assert_stalled(self, worker):
         """Nothing more can come: the worker waits for credit, and said so."""
         self.assertFalse(worker.reply_waiting(), "a reply came without credit")
@@ -150,9 +160,7 @@ class StreamingTest(unittest.TestCase):
             worker.stream(1, "count_loudly", window=2, n=100)
             self.assertEqual(worker.chunks(1, 2), [0, 1])
             worker.wait_until_waiting(1, 2)
-            worker.cancel(1)
-            self.assert_cancelled(worker.receive(), 1)
-            worker.wait_for_output("count_loudly stopped\n")
+            self.assertEqual(self.cancel(worker, 1, "count_loudly"), [])
             self.assert_serves_on(worker, 2)
 
     def test_a_cancel_stops_a_running_generator(self):
@@ -161,11 +169,8 @@ class StreamingTest(unittest.TestCase):
                 worker.stream(1, "forever", window=window)
                 worker.wait_for_output("forever started\n")
                 self.assertEqual(worker.chunks(1, 1), [{"i": 0}])
-                worker.cancel(1)
-                chunks, final = worker.rest(1)
+                chunks = self.cancel(worker, 1, "forever")
                 self.assertEqual(chunks, [{"i": i} for i in range(1, len(chunks) + 1)])
-                self.assert_cancelled(final, 1)
-                worker.wait_for_output("forever stopped\n")
                 self.assert_serves_on(worker, 2)
 
     def test_async_generators_stream_and_are_cancelled(self):
@@ -178,20 +183,13 @@ class StreamingTest(unittest.TestCase):
 
             worker.stream(2, "async_forever")  # cancelled while it runs
             worker.wait_for_output("async_forever started\n")
-            worker.cancel(2)
-            chunks, final = worker.rest(2)
+            chunks = self.cancel(worker, 2, "async_forever")
             self.assertEqual(chunks, list(range(len(chunks))))
-            self.assert_cancelled(final, 2)
-            worker.wait_for_output("async_forever stopped\n")
 
             worker.stream(3, "async_forever", window=1)  # cancelled while it waits for credit
             self.assertEqual(worker.chunks(3, 1), [0])
             worker.wait_until_waiting(3, 1)
-            worker.cancel(3)
-            self.assert_cancelled(worker.receive(), 3)
-            stopped_then_started = "async_forever stopped\nstreaming_adapter: async_forever started"
-            worker.wait_for_output(stopped_then_started)
-            self.assertEqual(worker.printed().count("async_forever stopped"), 2)
+            self.assertEqual(self.cancel(worker, 3, "async_forever", stops=2), [])
             self.assert_serves_on(worker, 4)
 
     def test_a_failure_mid_stream_follows_the_chunks_before_it(self):
