@@ -51,44 +51,22 @@ defmodule Snakepit.CancellationTest do
   end
 
   describe "a tool that cancellation stops keeps its worker" do
-    test "a Python loop: interrupted by the exception raised in it" do
-      pool = start_pool(cancel_grace: 30_000)
-      os_pid = TestPool.only_worker_pid(pool)
+    # {tool, its args, how cancellation reaches it}
+    for {tool, args, how} <- [
+          {"spin", %{}, "a Python loop: interrupted by the exception raised in it"},
+          {"wait_for_cancel", %{}, "a wait on the request's cancel event: ended by the flag"},
+          {"poll_cancelled", %{}, "a tool polling self.session_context.cancelled"},
+          {"async_sleep", %{seconds: 60}, "an async tool: its task is cancelled"}
+        ] do
+      test how do
+        pool = start_pool(cancel_grace: 30_000)
+        os_pid = TestPool.only_worker_pid(pool)
 
-      overrun(pool, "spin")
+        overrun(pool, unquote(tool), unquote(Macro.escape(args)))
 
-      assert_worker_says(pool, "spin cancelled")
-      assert_kept(pool, os_pid)
-    end
-
-    test "a wait on the request's cancel event: ended by the flag" do
-      pool = start_pool(cancel_grace: 30_000)
-      os_pid = TestPool.only_worker_pid(pool)
-
-      overrun(pool, "wait_for_cancel")
-
-      assert_worker_says(pool, "wait_for_cancel cancelled")
-      assert_kept(pool, os_pid)
-    end
-
-    test "a tool polling self.session_context.cancelled" do
-      pool = start_pool(cancel_grace: 30_000)
-      os_pid = TestPool.only_worker_pid(pool)
-
-      overrun(pool, "poll_cancelled")
-
-      assert_worker_says(pool, "poll_cancelled cancelled")
-      assert_kept(pool, os_pid)
-    end
-
-    test "an async tool: its task is cancelled" do
-      pool = start_pool(cancel_grace: 30_000)
-      os_pid = TestPool.only_worker_pid(pool)
-
-      overrun(pool, "async_sleep", %{seconds: 60})
-
-      assert_worker_says(pool, "async_sleep cancelled")
-      assert_kept(pool, os_pid)
+        assert_worker_says(pool, unquote(tool) <> " cancelled")
+        assert_kept(pool, os_pid)
+      end
     end
   end
 
