@@ -22,6 +22,11 @@ pub const CONTROL_HEARTBEAT: &str = "heartbeat";
 /// workers that announce it are sent one.
 pub const CONTROL_SESSION_END: &str = "session_end";
 
+/// The control frame kind of stream credits (`{"id":N,"credit":K}`), as listed in a ready
+/// handshake's `control`. Only a worker that announces it is sent a `window` in its streamed
+/// requests, and credits; others stream without limit.
+pub const CONTROL_CREDIT: &str = "credit";
+
 /// The first frame a worker sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -36,7 +41,7 @@ pub enum Handshake {
         #[serde(default)]
         commands: Vec<String>,
         /// The control frame kinds the worker acts on ([`CONTROL_CANCEL`],
-        /// [`CONTROL_HEARTBEAT`]). Absent means none, so workers written before the field existed
+        /// [`CONTROL_HEARTBEAT`], [`CONTROL_SESSION_END`], [`CONTROL_CREDIT`]). Absent means none, so workers written before the field existed
         /// keep working: the pool sends heartbeats only to workers that announce them (others get
         /// `ping` requests); cancel frames go to every worker, which skips them if it does not
         /// act on them.

@@ -5,8 +5,13 @@
 //! {"id":7,"ok":true,"result":R}
 //! {"id":7,"ok":false,"error":{"type":T,"message":M,"traceback":B}}
 //! {"id":9,"chunk":C}
+//! {"id":9,"chunk":C,"is_final":true,"metadata":{"k":"v"}}
 //! {"id":9,"ok":true,"result":null,"done":true}
 //! ```
+//!
+//! A chunk's `is_final` (only `true` is written) and `metadata` (an object) come from upstream's
+//! chunk objects (`StreamChunk(data, is_final)`, optionally with a `metadata` dict): the pool
+//! needs them to hand callbacks the maps upstream hands them.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -61,6 +66,12 @@ pub struct ReplyFrame<'f> {
     /// Present, even as `null`, in a chunk frame: a streamed tool may yield `null`.
     #[serde(borrow, default, deserialize_with = "present")]
     pub chunk: Option<&'f RawValue>,
+    /// A chunk's: the tool marked it the last one. Absent or `null` means false.
+    #[serde(default)]
+    pub is_final: Option<bool>,
+    /// A chunk's metadata object, if the tool gave one.
+    #[serde(borrow, default)]
+    pub metadata: Option<&'f RawValue>,
 }
 
 /// A member that is there, whatever its value (`Option`'s own `Deserialize` reads `null` as
@@ -76,7 +87,19 @@ pub enum Reply<'f> {
     Ok(Option<&'f RawValue>),
     Error(WorkerError),
     /// One chunk of a stream; the final frame follows.
-    Chunk(&'f RawValue),
+    Chunk(Chunk<'f>),
+}
+
+/// One chunk of a streamed reply.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk<'f> {
+    /// The value the tool yielded (for upstream's chunk objects, their `data`).
+    pub data: &'f RawValue,
+    /// The tool marked this chunk the last one (upstream's `StreamChunk.is_final`). The stream
+    /// still ends only with its final reply.
+    pub is_final: bool,
+    /// The metadata object of upstream's chunk objects (string values), if any.
+    pub metadata: Option<&'f RawValue>,
 }
 
 /// Why a worker's frame was rejected: the worker is then no longer trusted.
@@ -86,6 +109,8 @@ pub enum ProtocolViolation {
     InvalidJson(#[from] serde_json::Error),
     #[error("worker sent a reply that is not an object with a result, an error or a chunk")]
     Malformed,
+    #[error("worker sent a chunk whose metadata is not an object")]
+    ChunkMetadata,
 }
 
 /// Parses a reply frame into its request id and meaning.
@@ -96,7 +121,17 @@ pub fn parse_reply(frame: &[u8]) -> Result<(i64, Reply<'_>), ProtocolViolation> 
     }
     let reply: ReplyFrame = serde_json::from_slice(frame)?;
     let meaning = match (reply.ok, reply.error, reply.chunk) {
-        (_, _, Some(chunk)) => Reply::Chunk(chunk),
+        (_, _, Some(data)) => {
+            let metadata = reply.metadata.filter(|raw| raw.get() != "null");
+            if metadata.is_some_and(|raw| !raw.get().starts_with('{')) {
+                return Err(ProtocolViolation::ChunkMetadata);
+            }
+            Reply::Chunk(Chunk {
+                data,
+                is_final: reply.is_final.unwrap_or(false),
+                metadata,
+            })
+        }
         (Some(true), _, _) => Reply::Ok(reply.result),
         (Some(false), Some(error), _) => Reply::Error(error),
         _ => return Err(ProtocolViolation::Malformed),
@@ -138,6 +173,28 @@ pub fn encode_chunk<T: Serialize + ?Sized>(
 ) -> Result<(), EncodeError> {
     begin_reply(out, id, b",\"chunk\":");
     write_json(out, chunk)?;
+    end_reply(out, b"}", max_frame)
+}
+
+/// Writes one chunk of a streamed reply to request `id` into `out`, with upstream's chunk marks:
+/// `"is_final":true` when `is_final`, and `metadata` (an object) when given.
+pub fn encode_marked_chunk<T: Serialize + ?Sized, M: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    id: u64,
+    chunk: &T,
+    is_final: bool,
+    metadata: Option<&M>,
+    max_frame: usize,
+) -> Result<(), EncodeError> {
+    begin_reply(out, id, b",\"chunk\":");
+    write_json(out, chunk)?;
+    if is_final {
+        out.extend_from_slice(b",\"is_final\":true");
+    }
+    if let Some(metadata) = metadata {
+        out.extend_from_slice(b",\"metadata\":");
+        write_json(out, metadata)?;
+    }
     end_reply(out, b"}", max_frame)
 }
 
@@ -203,9 +260,55 @@ mod tests {
     #[test]
     fn parses_chunks_null_included() {
         let (_, reply) = parse_reply(br#"{"id":3,"chunk":{"i":1}}"#).unwrap();
-        assert!(matches!(reply, Reply::Chunk(raw) if raw.get() == r#"{"i":1}"#));
+        assert!(matches!(
+            reply,
+            Reply::Chunk(Chunk { data, is_final: false, metadata: None })
+                if data.get() == r#"{"i":1}"#
+        ));
         let (_, reply) = parse_reply(br#"{"id":3,"chunk":null}"#).unwrap();
-        assert!(matches!(reply, Reply::Chunk(raw) if raw.get() == "null"));
+        assert!(matches!(reply, Reply::Chunk(chunk) if chunk.data.get() == "null"));
+    }
+
+    #[test]
+    fn chunks_carry_upstreams_marks() {
+        let mut out = Vec::new();
+        let metadata = serde_json::json!({"stage": "2"});
+        encode_marked_chunk(&mut out, 3, &[1, 2], true, Some(&metadata), 1024).unwrap();
+        assert_eq!(
+            &out[4..],
+            br#"{"id":3,"chunk":[1,2],"is_final":true,"metadata":{"stage":"2"}}"#
+        );
+        match parse_reply(&out[4..]).unwrap() {
+            (3, Reply::Chunk(chunk)) => {
+                assert_eq!(chunk.data.get(), "[1,2]");
+                assert!(chunk.is_final);
+                assert_eq!(chunk.metadata.unwrap().get(), r#"{"stage":"2"}"#);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        out.clear();
+        encode_marked_chunk::<_, ()>(&mut out, 3, "x", false, None, 1024).unwrap();
+        assert_eq!(&out[4..], br#"{"id":3,"chunk":"x"}"#);
+        let frame = br#"{"id":3,"chunk":1,"is_final":null,"metadata":null}"#;
+        assert!(matches!(
+            parse_reply(frame),
+            Ok((
+                3,
+                Reply::Chunk(Chunk {
+                    is_final: false,
+                    metadata: None,
+                    ..
+                })
+            ))
+        ));
+        assert!(matches!(
+            parse_reply(br#"{"id":3,"chunk":1,"metadata":["a"]}"#),
+            Err(ProtocolViolation::ChunkMetadata)
+        ));
+        assert!(matches!(
+            parse_reply(br#"{"id":3,"chunk":1,"is_final":"yes"}"#),
+            Err(ProtocolViolation::InvalidJson(_))
+        ));
     }
 
     #[test]

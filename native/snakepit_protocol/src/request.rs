@@ -1,11 +1,14 @@
 //! What the pool sends a worker: requests
-//! `{"id":N,"command":"..","args":{..},"session_id":..,"stream":false}` and control frames:
-//! cancel `{"id":N,"cancel":true}` and heartbeat `{"id":N,"heartbeat":true}`. The pool encodes
-//! them ([`encode_request`], [`encode_cancel`], [`encode_heartbeat`]); a worker parses them
-//! ([`parse_request`]).
+//! `{"id":N,"command":"..","args":{..},"session_id":..,"stream":false}` (a streamed one may add
+//! `"window":W`) and control frames: cancel `{"id":N,"cancel":true}`, heartbeat
+//! `{"id":N,"heartbeat":true}`, session end `{"session_end":true,"session_id":".."}` and stream
+//! credit `{"id":N,"credit":K}`. The pool encodes them ([`encode_request`],
+//! [`encode_stream_request`], [`encode_cancel`], [`encode_heartbeat`], [`encode_session_end`],
+//! [`encode_credit`]); a worker parses them ([`parse_request`]).
 
 use std::borrow::Cow;
 use std::fmt;
+use std::num::NonZeroU64;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -32,11 +35,27 @@ pub struct RequestHead<'r> {
 }
 
 /// Writes a complete request frame into `out`; `write_args` writes the args object. On the hot
-/// path: nothing is allocated besides growing `out`.
+/// path: nothing is allocated besides growing `out`. A streamed request sent this way has no
+/// window: the worker streams without waiting for credits.
 pub fn encode_request<E>(
     out: &mut Vec<u8>,
     id: u64,
     head: &RequestHead,
+    write_args: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    max_frame: usize,
+) -> Result<(), RequestError<E>> {
+    encode_stream_request(out, id, head, None, write_args, max_frame)
+}
+
+/// [`encode_request`] with a credit window: a worker that announced
+/// [`CONTROL_CREDIT`](crate::handshake::CONTROL_CREDIT) sends at most `window` chunks of the
+/// stream beyond those credited by [`encode_credit`] frames. Written only when `head.stream`
+/// (a window means nothing for a plain request); `None` means no limit.
+pub fn encode_stream_request<E>(
+    out: &mut Vec<u8>,
+    id: u64,
+    head: &RequestHead,
+    window: Option<NonZeroU64>,
     write_args: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     max_frame: usize,
 ) -> Result<(), RequestError<E>> {
@@ -52,11 +71,15 @@ pub fn encode_request<E>(
         Some(session) => write_json_str(out, session),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(if head.stream {
-        b",\"stream\":true}"
-    } else {
-        b",\"stream\":false}"
-    });
+    match (head.stream, window) {
+        (false, _) => out.extend_from_slice(b",\"stream\":false}"),
+        (true, None) => out.extend_from_slice(b",\"stream\":true}"),
+        (true, Some(window)) => {
+            out.extend_from_slice(b",\"stream\":true,\"window\":");
+            write_u64(out, window.get());
+            out.push(b'}');
+        }
+    }
     finish_frame(out, max_frame).map_err(RequestError::Frame)
 }
 
@@ -83,6 +106,15 @@ pub fn encode_session_end(session_id: &str) -> Vec<u8> {
     encode_frame(&payload, usize::MAX).expect("a session id fits a frame")
 }
 
+/// A credit frame: the consumer of stream `id` took `credit` more chunks, so its worker may send
+/// that many more beyond its window. Sent only to workers that announced
+/// [`CONTROL_CREDIT`](crate::handshake::CONTROL_CREDIT), where their cancel frames go (the control
+/// descriptor with `control_fd`, else the request stream), and only after a chunk of `id` arrived.
+pub fn encode_credit(id: u64, credit: NonZeroU64) -> Vec<u8> {
+    let payload = format!("{{\"id\":{id},\"credit\":{credit}}}");
+    encode_frame(payload.as_bytes(), usize::MAX).expect("a control frame is small")
+}
+
 /// `{"id":N,"<kind>":true}`.
 fn control_frame(id: u64, kind: &str) -> Vec<u8> {
     let payload = format!("{{\"id\":{id},\"{kind}\":true}}");
@@ -100,6 +132,9 @@ pub enum Incoming<'f> {
         args: Option<&'f RawValue>,
         session_id: Option<Cow<'f, str>>,
         stream: bool,
+        /// The credit window of a streamed request: how many chunks the worker may send beyond
+        /// those credited; `None` (absent or `null`) means no limit.
+        window: Option<NonZeroU64>,
     },
     /// Stop request `id` early if possible; gets no reply of its own.
     Cancel { id: u64 },
@@ -107,6 +142,8 @@ pub enum Incoming<'f> {
     Heartbeat { id: u64 },
     /// Session `session_id` ended: drop what was kept for it; no reply.
     SessionEnd { session_id: Cow<'f, str> },
+    /// The consumer of stream `id` took `credit` more chunks; no reply.
+    Credit { id: u64, credit: NonZeroU64 },
     /// A control frame of a kind this crate does not know (an object with no `command` and a
     /// member named after its kind). The pool sends only the kinds a worker announced, so a
     /// worker skips these.
@@ -146,6 +183,12 @@ pub fn parse_request(frame: &[u8]) -> Result<Incoming<'_>, BadRequest> {
             .ok_or_else(|| ignored("a session_end frame without a string session_id"))?;
         return Ok(Incoming::SessionEnd { session_id });
     }
+    if let Some(credit) = members.credit {
+        let id = id.ok_or_else(|| ignored("a credit frame without a usable id"))?;
+        let credit = positive(credit)
+            .ok_or_else(|| ignored("a credit frame whose credit is not a positive integer"))?;
+        return Ok(Incoming::Credit { id, credit });
+    }
     if let (None, Some(kind)) = (members.command, members.other) {
         return Ok(Incoming::UnknownControl { id, kind });
     }
@@ -174,12 +217,20 @@ pub fn parse_request(frame: &[u8]) -> Result<Incoming<'_>, BadRequest> {
         Some("true") => true,
         Some(_) => return Err(malformed("\"stream\" is not a boolean")),
     };
+    let window = match members.window {
+        None => None,
+        Some(raw) if is_null(raw) => None,
+        Some(raw) => {
+            Some(positive(raw).ok_or_else(|| malformed("\"window\" is not a positive integer"))?)
+        }
+    };
     Ok(Incoming::Request {
         id,
         command,
         args,
         session_id,
         stream,
+        window,
     })
 }
 
@@ -188,6 +239,11 @@ fn ignored(reason: &str) -> BadRequest {
 }
 
 fn usable_id(raw: &RawValue) -> Option<u64> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// A positive integer that fits 64 bits; `None` for anything else (`1.0` and `true` included).
+fn positive(raw: &RawValue) -> Option<NonZeroU64> {
     serde_json::from_str(raw.get()).ok()
 }
 
@@ -210,6 +266,8 @@ struct Members<'f> {
     args: Option<&'f RawValue>,
     session_id: Option<&'f RawValue>,
     stream: Option<&'f RawValue>,
+    window: Option<&'f RawValue>,
+    credit: Option<&'f RawValue>,
     cancel: bool,
     heartbeat: bool,
     session_end: bool,
@@ -243,6 +301,8 @@ impl<'de> Visitor<'de> for MembersVisitor {
                 "args" => members.args = Some(value),
                 "session_id" => members.session_id = Some(value),
                 "stream" => members.stream = Some(value),
+                "window" => members.window = Some(value),
+                "credit" => members.credit = Some(value),
                 "cancel" => members.cancel = true,
                 "heartbeat" => members.heartbeat = true,
                 "session_end" => members.session_end = true,
@@ -348,6 +408,7 @@ mod tests {
                 args,
                 session_id,
                 stream,
+                window: None,
             } => {
                 assert_eq!(id, u64::MAX);
                 assert_eq!(command, "tool\n");
@@ -377,6 +438,7 @@ mod tests {
                     args: None,
                     session_id: None,
                     stream: false,
+                    window: None,
                 } => assert_eq!(command, "ping"),
                 other => panic!("unexpected {other:?}"),
             }
@@ -429,6 +491,91 @@ mod tests {
             parse_request(br#"{"heartbeat":true,"id":-1}"#).unwrap_err(),
             ignored("a heartbeat frame without a usable id")
         );
+    }
+
+    #[test]
+    fn a_window_is_written_only_for_a_stream() {
+        let window = NonZeroU64::new(16);
+        let mut head = RequestHead {
+            command: "count",
+            session_id: None,
+            stream: true,
+        };
+        let mut out = Vec::new();
+        let no_args = |out: &mut Vec<u8>| {
+            out.extend_from_slice(b"{}");
+            Ok::<(), ()>(())
+        };
+        encode_stream_request(&mut out, 4, &head, window, no_args, 1024).unwrap();
+        assert_eq!(
+            payload_of(&out),
+            br#"{"id":4,"command":"count","args":{},"session_id":null,"stream":true,"window":16}"#
+        );
+        match parse_request(payload_of(&out)).unwrap() {
+            Incoming::Request { stream, window, .. } => {
+                assert!(stream);
+                assert_eq!(window, NonZeroU64::new(16));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        head.stream = false;
+        out.clear();
+        encode_stream_request(&mut out, 4, &head, window, no_args, 1024).unwrap();
+        assert!(payload_of(&out).ends_with(br#""stream":false}"#));
+    }
+
+    #[test]
+    fn a_window_must_be_a_positive_integer() {
+        for window in [
+            "0",
+            "-1",
+            "1.5",
+            "1.0",
+            "true",
+            "\"8\"",
+            "[8]",
+            "18446744073709551616",
+        ] {
+            let frame = format!(r#"{{"id":2,"command":"x","stream":true,"window":{window}}}"#);
+            assert_eq!(
+                parse_request(frame.as_bytes()).unwrap_err(),
+                BadRequest::Malformed {
+                    id: 2,
+                    message: "\"window\" is not a positive integer".to_string()
+                },
+                "{window}"
+            );
+        }
+        let frame = br#"{"id":2,"command":"x","stream":true,"window":null}"#;
+        assert!(matches!(
+            parse_request(frame),
+            Ok(Incoming::Request { window: None, .. })
+        ));
+    }
+
+    #[test]
+    fn credit_frames() {
+        let credit = encode_credit(9, NonZeroU64::new(4).unwrap());
+        assert_eq!(payload_of(&credit), br#"{"id":9,"credit":4}"#);
+        let parsed = parse_request(payload_of(&credit));
+        assert!(matches!(parsed, Ok(Incoming::Credit { id: 9, credit }) if credit.get() == 4));
+        assert_eq!(
+            parse_request(br#"{"credit":4}"#).unwrap_err(),
+            ignored("a credit frame without a usable id")
+        );
+        for credit in ["0", "-2", "2.5", "true", "null", "\"4\""] {
+            let frame = format!(r#"{{"id":9,"credit":{credit}}}"#);
+            assert_eq!(
+                parse_request(frame.as_bytes()).unwrap_err(),
+                ignored("a credit frame whose credit is not a positive integer"),
+                "{credit}"
+            );
+        }
+        // A cancel member wins, as over every other kind.
+        assert!(matches!(
+            parse_request(br#"{"id":9,"credit":4,"cancel":true}"#),
+            Ok(Incoming::Cancel { id: 9 })
+        ));
     }
 
     #[test]

@@ -361,7 +361,7 @@ impl From<Reply<'_>> for Meaning {
         match reply {
             Reply::Ok(result) => Meaning::Ok(result.map(|raw| raw.get().to_string())),
             Reply::Error(error) => Meaning::Error(error),
-            Reply::Chunk(raw) => Meaning::Chunk(raw.get().to_string()),
+            Reply::Chunk(chunk) => Meaning::Chunk(chunk.data.get().to_string()),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroU64;
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -11,11 +12,12 @@ use serde_json::value::RawValue;
 use snakepit_protocol::frame::{encode_frame, FrameDecoder, FrameError, HEADER_LEN};
 use snakepit_protocol::handshake::{encode_handshake, parse_handshake, Handshake};
 use snakepit_protocol::reply::{
-    encode_chunk, encode_done, encode_error, encode_ok, parse_reply, Reply, WorkerError,
+    encode_chunk, encode_done, encode_error, encode_marked_chunk, encode_ok, parse_reply, Reply,
+    WorkerError,
 };
 use snakepit_protocol::request::{
-    encode_cancel, encode_heartbeat, encode_request, encode_session_end, parse_request, BadRequest,
-    Incoming, RequestHead,
+    encode_cancel, encode_credit, encode_heartbeat, encode_session_end, encode_stream_request,
+    parse_request, BadRequest, Incoming, RequestHead,
 };
 
 const VECTORS: &str = include_str!("../../../docs/protocol_vectors.json");
@@ -69,6 +71,12 @@ impl Case {
     fn get<'a, T: Deserialize<'a>>(&'a self, member: &str) -> T {
         serde_json::from_str(self.raw(member).get())
             .unwrap_or_else(|error| panic!("{}: meaning.{member}: {error}", self.name))
+    }
+
+    /// A member of the meaning that may be absent, typed.
+    fn optional<'a, T: Deserialize<'a>>(&'a self, member: &str) -> Option<T> {
+        let meaning = self.meaning.as_ref().expect("a meaning");
+        meaning.contains_key(member).then(|| self.get(member))
     }
 
     /// A member of the meaning as compact JSON (`None` for `null`).
@@ -231,6 +239,7 @@ fn requests_cancels_heartbeats_and_control_frames() {
                     args,
                     session_id,
                     stream,
+                    window,
                 }),
             ) => {
                 assert_eq!(id, case.get::<u64>("id"), "{name}");
@@ -240,6 +249,8 @@ fn requests_cancels_heartbeats_and_control_frames() {
                 let expected_session: Option<String> = case.get("session_id");
                 assert_eq!(session_id.as_deref(), expected_session.as_deref(), "{name}");
                 assert_eq!(stream, case.get::<bool>("stream"), "{name}");
+                let expected_window = case.optional::<NonZeroU64>("window");
+                assert_eq!(window, expected_window, "{name}");
                 if !case.parse_only {
                     let command: String = case.get("command");
                     let head = RequestHead {
@@ -253,7 +264,8 @@ fn requests_cancels_heartbeats_and_control_frames() {
                         out.extend_from_slice(args.as_bytes());
                         Ok::<(), ()>(())
                     };
-                    encode_request(&mut out, id, &head, write_args, MAX_FRAME).unwrap();
+                    encode_stream_request(&mut out, id, &head, window, write_args, MAX_FRAME)
+                        .unwrap();
                     assert_eq!(out, case.frame(), "{name}: encoded");
                 }
             }
@@ -275,6 +287,11 @@ fn requests_cancels_heartbeats_and_control_frames() {
                     case.frame(),
                     "{name}: encoded"
                 );
+            }
+            ("credit", Ok(Incoming::Credit { id, credit })) => {
+                assert_eq!(id, case.get::<u64>("id"), "{name}");
+                assert_eq!(credit, case.get::<NonZeroU64>("credit"), "{name}");
+                assert_eq!(encode_credit(id, credit), case.frame(), "{name}: encoded");
             }
             ("control", Ok(Incoming::UnknownControl { id, kind })) => {
                 assert!(
@@ -353,8 +370,27 @@ fn replies_chunks_and_final_replies() {
             }
             ("chunk", Reply::Chunk(chunk)) => {
                 let expected = compact(case.raw("chunk").get());
-                assert_eq!(compact(chunk.get()), expected, "{name}");
-                encode_chunk(&mut out, expected_id, &*raw_value(expected), MAX_FRAME).unwrap();
+                assert_eq!(compact(chunk.data.get()), expected, "{name}");
+                let is_final = case.optional::<bool>("is_final").unwrap_or(false);
+                assert_eq!(chunk.is_final, is_final, "{name}");
+                let metadata = case
+                    .optional::<&RawValue>("metadata")
+                    .map(|raw| compact(raw.get()));
+                let parsed = chunk.metadata.map(|raw| compact(raw.get()));
+                assert_eq!(parsed, metadata, "{name}");
+                let data = raw_value(expected);
+                match metadata.map(raw_value) {
+                    None if !is_final => encode_chunk(&mut out, expected_id, &*data, MAX_FRAME),
+                    metadata => encode_marked_chunk(
+                        &mut out,
+                        expected_id,
+                        &*data,
+                        is_final,
+                        metadata.as_deref(),
+                        MAX_FRAME,
+                    ),
+                }
+                .unwrap();
             }
             (outcome, other) => panic!("{name}: expected {outcome}, got {other:?}"),
         }
@@ -384,6 +420,7 @@ fn every_kind_of_case_is_there() {
         "cancel",
         "heartbeat",
         "session_end",
+        "credit",
         "control",
         "handshake",
         "reply",
@@ -394,6 +431,7 @@ fn every_kind_of_case_is_there() {
         "request",
         "heartbeat",
         "session_end",
+        "credit",
         "handshake",
         "reply",
         "frame",

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use snakepit_protocol::frame::encode_frame;
 use snakepit_protocol::handshake::{
-    Handshake, CONTROL_CANCEL, CONTROL_HEARTBEAT, PROTOCOL_VERSION,
+    Handshake, CONTROL_CANCEL, CONTROL_CREDIT, CONTROL_HEARTBEAT, PROTOCOL_VERSION,
 };
 
 use options::Options;
@@ -66,9 +66,9 @@ fn main() {
     if options.hang_start {
         sleep_forever();
     }
-    // Cancel frames are understood (recorded for the `cancels` command); heartbeats are
-    // answered unless --no-heartbeat.
-    let mut control = vec![CONTROL_CANCEL.to_string()];
+    // Cancel frames are understood (recorded for the `cancels` command), credits honoured by the
+    // streamed `count`; heartbeats are answered unless --no-heartbeat.
+    let mut control = vec![CONTROL_CANCEL.to_string(), CONTROL_CREDIT.to_string()];
     if !options.no_heartbeat {
         control.push(CONTROL_HEARTBEAT.to_string());
     }
@@ -82,7 +82,7 @@ fn main() {
             adapter: None,
             commands: COMMANDS.iter().map(|command| command.to_string()).collect(),
             control,
-            // It reads cancel frames in its request stream, between requests.
+            // It reads cancel and credit frames in its request stream.
             control_fd: false,
         })
     };

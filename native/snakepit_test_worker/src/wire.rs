@@ -8,7 +8,7 @@ use serde_json::Value;
 use snakepit_protocol::frame::{FrameDecoder, FrameError};
 use snakepit_protocol::handshake::{encode_handshake, Handshake};
 use snakepit_protocol::json::EncodeError;
-use snakepit_protocol::reply::{encode_error, encode_ok, WorkerError};
+use snakepit_protocol::reply::{encode_chunk, encode_done, encode_error, encode_ok, WorkerError};
 
 /// `SNAKEPIT_MAX_FRAME_SIZE` when the pool does not set it.
 const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -122,6 +122,20 @@ impl Wire {
     /// Writes the handshake frame.
     pub fn send_handshake(&mut self, handshake: &Handshake) -> io::Result<()> {
         let frame = encode_handshake(handshake, self.max_frame).map_err(io::Error::other)?;
+        self.send_raw(&frame)
+    }
+
+    /// Writes one chunk of the stream answering request `id`.
+    pub fn chunk(&mut self, id: u64, chunk: &Value) -> io::Result<()> {
+        let mut frame = Vec::new();
+        encode_chunk(&mut frame, id, chunk, self.max_frame).map_err(io::Error::other)?;
+        self.send_raw(&frame)
+    }
+
+    /// Writes the final reply of the stream answering request `id`.
+    pub fn done(&mut self, id: u64) -> io::Result<()> {
+        let mut frame = Vec::new();
+        encode_done(&mut frame, id, self.max_frame).map_err(io::Error::other)?;
         self.send_raw(&frame)
     }
 

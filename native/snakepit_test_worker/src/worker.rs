@@ -17,10 +17,12 @@
 //! | `print` | `stdout`, `stderr` | writes them as lines |
 //! | `flood` | `bytes` | writes that many `x` to stdout with no newline, then `{"written":bytes}` |
 //! | `cancels` | | ids of the cancel frames received, in order, without repeats |
+//! | `count` | `n` | streamed: chunks `{"i":k,"credited":c}` for k in 0..n, then the final reply (see [`Worker::stream_count`]); not streamed: the list of those objects, `c` 0 |
 //! | `health_checks` | | `{"heartbeats":H,"pings":P}`: heartbeat frames answered and `ping` requests served so far |
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
+use std::num::NonZeroU64;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
@@ -37,6 +39,7 @@ use crate::wire::{Failure, Wire};
 pub const COMMANDS: &[&str] = &[
     "block",
     "cancels",
+    "count",
     "crash",
     "echo",
     "fail",
@@ -112,8 +115,15 @@ impl Worker {
                 command,
                 args,
                 stream,
+                window,
                 ..
             }) => {
+                if stream && command == "count" {
+                    return match args_object(args) {
+                        Ok(args) => self.stream_count(id, &args, window),
+                        Err(failure) => self.wire.reply(id, Err(failure)),
+                    };
+                }
                 if stream {
                     let message = format!("{command} is not a streaming tool");
                     let failure = Failure::new("StreamingNotSupported", message);
@@ -125,11 +135,11 @@ impl Worker {
                 }
             }
             Ok(Incoming::Cancel { id }) => {
-                if !self.cancels.contains(&id) {
-                    self.cancels.push(id);
-                }
+                self.record_cancel(id);
                 Ok(())
             }
+            // A credit outside its stream crossed the stream's end: nothing to do.
+            Ok(Incoming::Credit { .. }) => Ok(()),
             Ok(Incoming::Heartbeat { id }) if self.heartbeat => {
                 self.heartbeats += 1;
                 self.wire.reply(id, Ok(Value::Null))
@@ -156,6 +166,50 @@ impl Worker {
                 .wire
                 .reply(id, Err(Failure::new("ProtocolError", message))),
         }
+    }
+
+    fn record_cancel(&mut self, id: u64) {
+        if !self.cancels.contains(&id) {
+            self.cancels.push(id);
+        }
+    }
+
+    /// The `count` command streamed: chunks `{"i":k,"credited":c}` for k in 0..n, then the
+    /// final reply. With a `window` it sends chunk k only when k < window + c, c being the credit
+    /// received so far (so each chunk shows the window was kept); while it may not send, it reads
+    /// the request stream for this stream's credit frames. A cancel frame for it read there ends
+    /// it with a `Cancelled` failure (without a window, cancels are not read until it ends).
+    fn stream_count(&mut self, id: u64, args: &Args, window: Option<NonZeroU64>) -> io::Result<()> {
+        let n = match u64_arg(args, "n") {
+            Ok(n) => n,
+            Err(failure) => return self.wire.reply(id, Err(failure)),
+        };
+        let mut credited: u64 = 0;
+        for i in 0..n {
+            while window.is_some_and(|window| i >= window.get().saturating_add(credited)) {
+                let Some(frame) = self.wire.next_frame().map_err(io::Error::other)? else {
+                    return Ok(()); // end of file: the serve loop sees it next and exits
+                };
+                match parse_request(&frame) {
+                    Ok(Incoming::Credit { id: of, credit }) if of == id => {
+                        credited = credited.saturating_add(credit.get());
+                    }
+                    Ok(Incoming::Cancel { id: of }) => {
+                        self.record_cancel(of);
+                        if of == id {
+                            let message = format!("request {id} was cancelled by the pool");
+                            return self.wire.reply(id, Err(Failure::new("Cancelled", message)));
+                        }
+                    }
+                    other => eprintln!(
+                        "snakepit_test_worker: ignoring a frame during stream {id}: {other:?}"
+                    ),
+                }
+            }
+            self.wire
+                .chunk(id, &json!({"i": i, "credited": credited}))?;
+        }
+        self.wire.done(id)
     }
 
     /// Runs one command. Most reply normally; the fault commands write what they were told to.
@@ -193,6 +247,11 @@ impl Worker {
             "print" => print(&args),
             "flood" => flood(&args),
             "cancels" => Ok(json!(self.cancels)),
+            "count" => u64_arg(&args, "n").map(|n| {
+                json!((0..n)
+                    .map(|i| json!({"i": i, "credited": 0}))
+                    .collect::<Vec<_>>())
+            }),
             "health_checks" => Ok(json!({"heartbeats": self.heartbeats, "pings": self.pings})),
             "fail" => fail(&args),
             other => Err(Failure::new(

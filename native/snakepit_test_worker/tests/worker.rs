@@ -14,7 +14,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use snakepit_protocol::frame::{encode_frame, FrameDecoder, FrameError};
 use snakepit_protocol::handshake::{parse_handshake, Handshake};
-use snakepit_protocol::request::{encode_heartbeat, encode_request, RequestHead};
+use std::num::NonZeroU64;
+
+use snakepit_protocol::request::{
+    encode_cancel, encode_credit, encode_heartbeat, encode_request, encode_stream_request,
+    RequestHead,
+};
 
 /// How long any single wait may take before the test fails instead of hanging.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,6 +27,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const ALL_COMMANDS: &[&str] = &[
     "block",
     "cancels",
+    "count",
     "crash",
     "echo",
     "fail",
@@ -178,6 +184,25 @@ impl Worker {
         self.send_raw(&frame);
     }
 
+    /// Sends a streamed request for `count` chunks with a credit window, encoded as the pool
+    /// encodes it.
+    fn stream_count(&mut self, id: u64, count: u64, window: Option<u64>) {
+        let head = RequestHead {
+            command: "count",
+            session_id: None,
+            stream: true,
+        };
+        let mut frame = Vec::new();
+        let write_args = |out: &mut Vec<u8>| serde_json::to_writer(out, &json!({"n": count}));
+        let window = window.and_then(NonZeroU64::new);
+        encode_stream_request(&mut frame, id, &head, window, write_args, 1 << 20).unwrap();
+        self.send_raw(&frame);
+    }
+
+    fn credit(&mut self, id: u64, credit: u64) {
+        self.send_raw(&encode_credit(id, NonZeroU64::new(credit).unwrap()));
+    }
+
     /// Sends a request and returns the reply to it.
     fn call(&mut self, id: u64, command: &str, args: Value) -> Value {
         self.request(id, command, &args);
@@ -252,7 +277,7 @@ fn handshake_lists_every_command() {
             commands, control, ..
         } => {
             assert_eq!(commands, ALL_COMMANDS);
-            assert_eq!(control, ["cancel", "heartbeat"]);
+            assert_eq!(control, ["cancel", "credit", "heartbeat"]);
         }
         other => panic!("expected ready, got {other:?}"),
     }
@@ -277,7 +302,7 @@ fn heartbeats_are_answered_in_order_and_counted() {
 fn without_heartbeat_it_announces_cancel_only_and_skips_heartbeats() {
     let mut worker = Worker::start(&["--no-heartbeat"]);
     match worker.handshake() {
-        Handshake::Ready { control, .. } => assert_eq!(control, ["cancel"]),
+        Handshake::Ready { control, .. } => assert_eq!(control, ["cancel", "credit"]),
         other => panic!("expected ready, got {other:?}"),
     }
     worker.send_raw(&encode_heartbeat(1));
@@ -334,6 +359,59 @@ fn cancels_are_recorded_without_a_reply() {
     worker.send(json!({"id": 3, "cancel": true}));
     worker.send(json!({"id": 7, "cancel": true}));
     assert_eq!(worker.result(2, "cancels", json!({})), json!([7, 3]));
+}
+
+#[test]
+fn count_streams_within_its_window_and_credits() {
+    let mut worker = Worker::ready(&[]);
+    worker.stream_count(1, 7, Some(2));
+    // Each chunk says how much credit had come when it was sent: chunk i needs i < 2 + credited.
+    assert_eq!(
+        worker.recv(),
+        json!({"id": 1, "chunk": {"i": 0, "credited": 0}})
+    );
+    assert_eq!(
+        worker.recv(),
+        json!({"id": 1, "chunk": {"i": 1, "credited": 0}})
+    );
+    worker.credit(99, 5); // another stream's credit changes nothing
+    worker.credit(1, 1);
+    assert_eq!(
+        worker.recv(),
+        json!({"id": 1, "chunk": {"i": 2, "credited": 1}})
+    );
+    worker.credit(1, 4);
+    for i in 3..7 {
+        assert_eq!(
+            worker.recv(),
+            json!({"id": 1, "chunk": {"i": i, "credited": 5}})
+        );
+    }
+    let done = json!({"id": 1, "ok": true, "result": null, "done": true});
+    assert_eq!(worker.recv(), done);
+    // Without a window it streams at once; not streamed, it is a list.
+    worker.stream_count(2, 3, None);
+    for i in 0..3 {
+        assert_eq!(worker.recv()["chunk"], json!({"i": i, "credited": 0}));
+    }
+    assert_eq!(worker.recv()["done"], true);
+    let list = json!([{"i": 0, "credited": 0}, {"i": 1, "credited": 0}]);
+    assert_eq!(worker.result(3, "count", json!({"n": 2})), list);
+}
+
+#[test]
+fn a_cancel_ends_a_stream_waiting_for_credit() {
+    let mut worker = Worker::ready(&[]);
+    worker.stream_count(1, 100, Some(1));
+    assert_eq!(worker.recv()["chunk"]["i"], 0);
+    worker.send_raw(&encode_cancel(1));
+    let reply = worker.recv();
+    assert_eq!(
+        (reply["id"].clone(), reply["ok"].clone()),
+        (json!(1), json!(false))
+    );
+    assert_eq!(reply["error"]["type"], "Cancelled");
+    assert_eq!(worker.result(2, "cancels", json!({})), json!([1]));
 }
 
 #[test]

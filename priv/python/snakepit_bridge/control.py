@@ -1,5 +1,6 @@
-"""Cancellation: the pool's control frames, read while a tool runs, and how
-the running tool is stopped.
+"""Cancellation and stream credits: the pool's control frames, read while a
+tool runs, how the running tool is stopped, and how a stream waits for
+credit.
 
 When a request's timeout passes the pool sends ``{"id":N,"cancel":true}``
 and expects the request's final reply within its ``cancel_grace``, or it
@@ -9,9 +10,9 @@ therefore also gives the worker a control descriptor (``SNAKEPIT_CONTROL_FD``,
 announced with ``"control_fd": true`` in the ready handshake), and:
 
 - ``ControlReader``, a thread of its own, reads control frames from it and
-  hands cancels to the scope. Requests never pass through it: the main
-  thread keeps reading them itself, with no hand-off between threads on the
-  request path. (Streaming's credits will be one more kind read here.)
+  hands cancels and credits to the scope. Requests never pass through it:
+  the main thread keeps reading them itself, with no hand-off between
+  threads on the request path.
 - ``CancelScope`` is the request the main thread runs and how to stop it:
   it sets the request's ``SessionContext.cancel_event`` (for tools that poll
   ``cancelled`` or wait on the event), cancels the task of a coroutine being
@@ -25,9 +26,19 @@ A scope never lets the exception fire while a reply frame is written nor
 after the request's final reply, so each request still gets exactly one
 final reply (a ``Cancelled`` failure, which the pool discards, when it was
 stopped).
+
+**Credits.** A streamed request may carry a ``window``: the worker sends at
+most that many chunks beyond those the pool credited since
+(``{"id":N,"credit":K}``, one per K chunks its consumer took). Before each
+chunk the main thread takes one credit (``CancelScope.hold_chunk``),
+waiting on a condition while there is none; a cancel, or the end of the
+control descriptor (no credit can come any more), ends the wait with
+``Cancelled``. Requests without a window never wait, and plain requests
+never touch the credit count.
 """
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -35,9 +46,13 @@ import threading
 from . import framing, protocol
 
 # The control frame kinds the bridge acts on in its request stream (heartbeats, answered in
-# order; session ends, between requests), and with a control descriptor too (cancels).
+# order; session ends, between requests), and with a control descriptor too (cancels, credits).
 STREAM_KINDS = ("heartbeat", "session_end")
-KINDS = ("cancel", *STREAM_KINDS)
+KINDS = ("cancel", "credit", *STREAM_KINDS)
+
+# Where a stream that waits for credit says so (at debug level), so a slow stream can be told
+# from a stalled consumer.
+_log = logging.getLogger("snakepit.bridge.stream")
 
 # How many cancels of requests not read yet are remembered (see CancelScope.cancel).
 _MAX_EARLY = 64
@@ -50,7 +65,8 @@ _NULL = None  # a NULL PyObject pointer: clears a pending exception
 
 
 class Cancelled(BaseException):
-    """Raised in a tool when the pool cancels its request (its timeout passed).
+    """Raised in a tool when the pool cancels its request (its timeout passed,
+    or the consumer of its stream halted it).
 
     A BaseException, like asyncio.CancelledError, so that a tool's
     ``except Exception`` does not swallow it; ``finally`` blocks and context
@@ -83,11 +99,12 @@ def open_reader(fd):
 
 
 class ControlReader:
-    """Reads control frames on a thread of its own and hands cancels to
-    ``scope``. Other kinds, and frames that are not JSON objects, are logged
-    and skipped; end of file (the pool closed the descriptor) or a broken
-    frame ends the thread. The thread is a daemon: it never keeps the worker
-    alive."""
+    """Reads control frames on a thread of its own and hands cancels and
+    credits to ``scope``. Other kinds, and frames that are not JSON objects
+    or lack a usable id or credit, are logged and skipped; end of file (the
+    pool closed the descriptor) or a broken frame ends the thread, and then
+    no stream waits for credit any more (``scope.close``). The thread is a
+    daemon: it never keeps the worker alive."""
 
     def __init__(self, stream, scope, max_frame_size, log):
         self._stream = stream
@@ -115,6 +132,8 @@ class ControlReader:
                 self._route(payload)
         except (framing.FrameError, OSError) as exc:
             self._log(f"control channel closed: {exc}")
+        finally:
+            self._scope.close()
 
     def _route(self, payload):
         try:
@@ -123,26 +142,38 @@ class ControlReader:
             self._log(f"ignoring a control frame: not valid JSON: {exc}")
             return
         request_id = message.get("id") if type(message) is dict else None
-        if "cancel" not in message or type(request_id) is not int or request_id < 0:
-            self._log(f"ignoring a control frame: {payload[:200]!r}")
-            return
-        self._scope.cancel(request_id)
+        if type(request_id) is int and request_id >= 0:
+            if "cancel" in message:
+                self._scope.cancel(request_id)
+                return
+            credit = message.get("credit")
+            if type(credit) is int and credit > 0 and not message.keys() & _OTHER_KINDS:
+                self._scope.credit(request_id, credit)
+                return
+        self._log(f"ignoring a control frame: {payload[:200]!r}")
+
+
+# Members that make a frame another kind than a credit (docs/protocol.md: which kind wins).
+_OTHER_KINDS = frozenset(("cancel", "heartbeat", "session_end"))
 
 
 class CancelScope:
     """The request the main thread runs, and how the reader thread stops it.
 
-    Main thread: ``enter(id, context)`` before the request's tool runs (it
-    raises Cancelled if the request was cancelled before it was read);
-    ``hold()`` before writing a chunk and ``release()`` after it; ``exit()``
+    Main thread: ``enter(id, context, window)`` before the request's tool
+    runs (it raises Cancelled if the request was cancelled before it was
+    read); ``hold_chunk()`` before writing a chunk (it takes a credit, waiting
+    for one if the window is used up) and ``release()`` after it; ``exit()``
     once the final reply is made, before it is written. Reader thread:
-    ``cancel(id)``.
+    ``cancel(id)``, ``credit(id, k)``, ``close()``.
     """
 
     def __init__(self):
         # Guards the fields below between the two threads; taken only with ``with``, which an
         # asynchronous exception cannot split.
         self._lock = threading.Lock()
+        # Notified when the running stream gets credit, is cancelled, or can get no more.
+        self._credited = threading.Condition(self._lock)
         self._thread = threading.get_ident()
         self._request_id = None
         self._context = None
@@ -157,13 +188,21 @@ class CancelScope:
         self._raised = False
         self._cancelled = False
         self._task = None  # (loop, task) of the coroutine being awaited, if any
+        # Chunks the running stream may still send; None without a window (no limit).
+        self._credits = None
+        self._chunks_sent = 0
+        # The control descriptor is closed: no credit will come any more.
+        self._closed = False
 
-    def enter(self, request_id, context):
+    def enter(self, request_id, context, window=None):
         """The main thread starts running request ``request_id``, whose tool
-        sees ``context``."""
+        sees ``context``; a stream with a ``window`` may send that many chunks
+        before it needs credit."""
         with self._lock:
             self._request_id = request_id
             self._context = context
+            self._credits = window
+            self._chunks_sent = 0
             self._last_id = request_id
             self._cancelled = False
             if self._early:
@@ -181,6 +220,33 @@ class CancelScope:
         with self._lock:
             self._disarm()
 
+    def hold_chunk(self):
+        """``hold`` before writing a chunk, after taking a credit for it:
+        while the stream's window is used up it waits for the pool's credit.
+        A cancel (or the end of the control descriptor) ends the wait with
+        Cancelled."""
+        with self._lock:
+            self._disarm()
+            if self._credits is not None:
+                if self._credits == 0:
+                    self._wait_for_credit()
+                self._credits -= 1
+            self._chunks_sent += 1
+
+    def _wait_for_credit(self):
+        """With the lock held and the scope disarmed: waits until the running
+        stream has a credit; raises Cancelled if it is cancelled first or no
+        credit can come."""
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "request %s waits for credit after %d chunks", self._request_id, self._chunks_sent
+            )
+        while self._credits == 0 and not self._cancelled and not self._closed:
+            self._credited.wait()
+        if self._credits == 0:
+            self._cancelled = True
+            self._context.cancel_event.set()
+            raise Cancelled
     def release(self):
         """After writing a chunk: a cancel that came meanwhile stops the
         stream now."""
@@ -208,6 +274,7 @@ class CancelScope:
             if self._cancelled:
                 return False
             self._cancelled = True
+            self._credited.notify()
             if self._task is not None:
                 loop, task = self._task
                 loop.call_soon_threadsafe(task.cancel)
@@ -217,6 +284,25 @@ class CancelScope:
             context = self._context
         context.cancel_event.set()
         return True
+
+    def credit(self, request_id, credit):
+        """The pool's consumer of stream ``request_id`` took ``credit`` more
+        chunks; True if that stream is the one running. A credit for another
+        request crossed the end of its stream, and is dropped (the pool sends
+        credit only after it got a chunk, so never before the request runs)."""
+        with self._lock:
+            if request_id != self._request_id or self._credits is None:
+                return False
+            self._credits += credit
+            self._credited.notify()
+            return True
+
+    def close(self):
+        """The control descriptor is closed (the pool stops the worker or is
+        gone): a stream waiting for credit stops, as none can come."""
+        with self._lock:
+            self._closed = True
+            self._credited.notify()
 
     @contextlib.contextmanager
     def awaiting(self, loop, task):

@@ -15,6 +15,7 @@ The Call's ``context`` (a SessionContext) is what the tool sees, and
 cancelled.
 """
 
+import functools
 import sys
 import traceback
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from .tools import collect_tools
 
 # The members of a request; a frame without "command" that has any other
 # member is a control frame named after that member.
-_REQUEST_MEMBERS = frozenset(("id", "command", "args", "session_id", "stream"))
+_REQUEST_MEMBERS = frozenset(("id", "command", "args", "session_id", "stream", "window"))
 
 # Result types that are sent as they are, skipping the iterator and awaitable checks.
 _PLAIN_TYPES = frozenset((dict, list, str, int, float, bool, type(None)))
@@ -42,14 +43,16 @@ class ProtocolViolation(Exception):
 class Call:
     """An accepted request: what ``Dispatcher.run`` needs to answer it."""
 
-    __slots__ = ("request_id", "command", "args", "stream", "context", "function")
+    __slots__ = ("request_id", "command", "args", "stream", "context", "function", "window")
 
-    def __init__(self, request_id, command, args, stream, context, function):
+    def __init__(self, request_id, command, args, stream, context, function, window=None):
         self.request_id = request_id
         self.command = command
         self.args = args
         # True when the request asked for a streamed reply (and the tool may stream).
         self.stream = stream
+        # A stream's credit window (chunks it may send before the pool's credits), or None.
+        self.window = window
         # The SessionContext the tool sees; set context.cancel_event to cancel.
         self.context = context
         # The tool's bound method, or None when the adapter's execute_tool routes it.
@@ -114,6 +117,8 @@ class Dispatcher:
             # adapter's own `ping` (whatever its arguments) is never a health check.
             send(protocol.encode_success(request_id, None))
             return None
+        if "credit" in request:
+            raise ProtocolViolation("a credit frame in the request stream (they come on fd 5)")
 
         command = request.get("command")
         args = request.get("args")
@@ -125,6 +130,11 @@ class Dispatcher:
                 kind = next(key for key in request if key not in _REQUEST_MEMBERS)
                 raise ProtocolViolation(f"unknown control frame {kind!r}")
             send(self._protocol_error(request_id, command, args))
+            return None
+        window = request.get("window")
+        if window is not None and (type(window) is not int or window < 1):
+            message = f"request {request_id}: window must be a positive integer, got {window!r}"
+            send(protocol.encode_lossy(protocol.failure(request_id, "ProtocolError", message)))
             return None
         entry = self.commands.get(command)
         if entry is None and self.router is None:
@@ -148,7 +158,8 @@ class Dispatcher:
             session_id = state = None
         context = SessionContext(None, session_id, request_id=request_id, session_state=state)
         function = None if self.router is not None else entry[0]
-        return Call(request_id, command, args, stream, context, function)
+        window = window if stream else None
+        return Call(request_id, command, args, stream, context, function, window)
 
     def end_session(self, session_id):
         """Session ``session_id`` ended: drop its state, and call the
@@ -182,7 +193,7 @@ class Dispatcher:
     @staticmethod
     def cancelled(request_id):
         """The final reply of a request its cancellation stopped."""
-        message = f"request {request_id} was cancelled: its timeout passed"
+        message = f"request {request_id} was cancelled by the pool"
         return protocol.encode_lossy(protocol.failure(request_id, "Cancelled", message))
 
     def _invoke(self, call):
@@ -221,7 +232,10 @@ class Dispatcher:
             else:
                 items = iter((result,))
             for item in items:
-                chunk = self._encode(protocol.encode_chunk, request_id, _chunk_data(item), "chunk")
+                if type(item) in _PLAIN_TYPES or not _is_chunk_object(item):
+                    chunk = self._encode(protocol.encode_chunk, request_id, item, "chunk")
+                else:
+                    chunk = self._encode(_marked_encoder(item), request_id, item.data, "chunk")
                 send_chunk(chunk)
         except Exception as exc:
             return self._failure(request_id, exc)
@@ -308,9 +322,26 @@ def _async_items(iterator):
             coroutines.settle(aclose())
 
 
-def _chunk_data(item):
-    """What a streamed item sends: upstream's adapters yield chunk objects
+def _is_chunk_object(item):
+    """Whether a streamed item is one of upstream's chunk objects
     (``StreamChunk(data, is_final)``), whose ``data`` is the chunk."""
-    if hasattr(item, "is_final") and hasattr(item, "data"):
-        return item.data
-    return item
+    return hasattr(item, "is_final") and hasattr(item, "data")
+
+
+def _chunk_data(item):
+    """What a streamed item sends: a chunk object's ``data``, other items as they are."""
+    return item.data if _is_chunk_object(item) else item
+
+
+def _marked_encoder(item):
+    """``encode(request_id, data)`` for a chunk object: its frame carries the
+    object's ``is_final`` and ``metadata`` (a dict, its keys and values made
+    strings, as upstream's ToolChunk metadata map), which the pool needs to
+    hand callbacks what upstream hands them."""
+    metadata = getattr(item, "metadata", None)
+    if isinstance(metadata, dict) and metadata:
+        metadata = {str(key): str(value) for key, value in metadata.items()}
+    else:
+        metadata = None
+    is_final = bool(item.is_final)
+    return functools.partial(protocol.encode_marked_chunk, is_final=is_final, metadata=metadata)

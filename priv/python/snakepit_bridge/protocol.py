@@ -94,6 +94,18 @@ def encode_chunk(request_id, value):
     return b'{"id":%d,"chunk":%b}' % (request_id, encode(value))
 
 
+def encode_marked_chunk(request_id, value, is_final=False, metadata=None):
+    """A chunk with the marks of upstream's chunk objects: ``"is_final":true``
+    when ``is_final``, and ``"metadata":{...}`` when ``metadata`` (a dict of
+    strings) is not empty."""
+    frame = b'{"id":%d,"chunk":%b' % (request_id, encode(value))
+    if is_final:
+        frame += b',"is_final":true'
+    if metadata:
+        frame += b',"metadata":' + encode(metadata)
+    return frame + b"}"
+
+
 def done(request_id):
     """The final reply of a stream that ended well."""
     return {"id": request_id, "ok": True, "result": None, "done": True}

@@ -116,7 +116,7 @@ def _handle_cancellable(dispatcher, scope, send_chunk, payload, send):
         return
     # exit() ends what a cancel can do: after it, the cancel is one that crossed the reply.
     try:
-        scope.enter(call.request_id, call.context)
+        scope.enter(call.request_id, call.context, call.window)
         final = dispatcher.reply(call, send_chunk)
         scope.exit()
     except control.Cancelled:
@@ -129,7 +129,9 @@ def _handle_cancellable(dispatcher, scope, send_chunk, payload, send):
 
 
 def _send_chunk(scope, send, chunk):
-    scope.hold()
+    """Sends one chunk of the running stream once it has credit (it may wait
+    for the pool's credit frames; a cancel ends the wait with Cancelled)."""
+    scope.hold_chunk()
     send(chunk)
     scope.release()
 

@@ -7,6 +7,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 
 from snakepit_bridge.framing import read_frame, write_frame
 
@@ -73,6 +74,8 @@ class BridgeProcess:
         self.reply_fd = reply_read
         self.replies = PipeReader(reply_read, timeout)
         self.timeout = timeout
+        # What the worker printed so far, per stream (see wait_for_output).
+        self.output = {"stdout": b"", "stderr": b""}
 
     def send(self, message):
         write_frame(self.request_fd, json.dumps(message).encode())
@@ -91,6 +94,34 @@ class BridgeProcess:
     def call(self, request_id, command, **fields):
         self.send({"id": request_id, "command": command, **fields})
         return self.receive()
+
+    def wait_for_output(self, text, stream="stdout"):
+        """Waits until the worker has printed ``text`` on ``stream`` (stdout or stderr)
+        since it started; fails after the timeout."""
+        wanted = text.encode()
+        deadline = time.monotonic() + self.timeout
+        fd = getattr(self.process, stream).fileno()
+        while wanted not in self.output[stream]:
+            ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+            chunk = os.read(fd, 65536) if ready else b""
+            if not chunk:
+                raise AssertionError(f"no {text!r} on {stream}; got {self.output[stream]!r}")
+            self.output[stream] += chunk
+
+    def printed(self, stream="stdout"):
+        """Everything the worker printed on ``stream`` so far, reading what is there without
+        waiting."""
+        fd = getattr(self.process, stream).fileno()
+        while select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self.output[stream] += chunk
+        return self.output[stream].decode()
+
+    def reply_waiting(self):
+        """Whether a reply frame (or end of file) can be read now, without waiting."""
+        return bool(select.select([self.reply_fd], [], [], 0)[0])
 
     def finish(self):
         """Close the request pipe; return (exit status, stdout, stderr)."""

@@ -147,7 +147,7 @@ class ExecuteToolTest(unittest.TestCase):
                                       "stream": True}),
             [
                 {"id": 6, "chunk": {"i": 0}},
-                {"id": 6, "chunk": {"i": 1}},
+                {"id": 6, "chunk": {"i": 1}, "is_final": True},
                 {"id": 6, "ok": True, "result": None, "done": True},
             ],
         )

@@ -2,9 +2,6 @@
 running test/support/python/cancellation_adapter.py. A tool says on stdout
 when it has started, so the cancel frame is sent while it runs."""
 
-import os
-import select
-import time
 import unittest
 
 from snakepit_bridge_tests.bridge_process import BridgeProcess
@@ -15,22 +12,12 @@ ADAPTER = "cancellation_adapter.CancellationAdapter"
 class Worker(BridgeProcess):
     def __init__(self, *args, control=True, **kwargs):
         super().__init__("--adapter", ADAPTER, *args, control=control, **kwargs)
-        self.output = b""
         self.ready = self.receive()
         self.pid = self.ready["pid"]
 
     def wait_for_line(self, line):
         """Waits until the worker printed ``line`` to stdout."""
-        wanted = line.encode() + b"\n"
-        deadline = time.monotonic() + self.timeout
-        fd = self.process.stdout.fileno()
-        while wanted not in self.output:
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([fd], [], [], max(remaining, 0))
-            chunk = os.read(fd, 4096) if ready else b""
-            if not chunk:
-                raise AssertionError(f"no {line!r} on stdout; got {self.output!r}")
-            self.output += chunk
+        self.wait_for_output(line + "\n")
 
     def start(self, request_id, tool, **fields):
         """Sends a request for ``tool`` and waits until the tool runs."""
@@ -52,7 +39,9 @@ class CancellationTest(unittest.TestCase):
 
     def test_the_handshake_announces_cancel_and_the_control_descriptor(self):
         with Worker() as worker:
-            self.assertEqual(worker.ready["control"], ["cancel", "heartbeat", "session_end"])
+            self.assertEqual(
+                worker.ready["control"], ["cancel", "credit", "heartbeat", "session_end"]
+            )
             self.assertIs(worker.ready["control_fd"], True)
 
     def test_without_a_control_descriptor_cancels_are_not_announced(self):

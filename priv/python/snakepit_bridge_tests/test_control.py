@@ -42,19 +42,29 @@ def in_thread(function):
 class RecordingScope:
     def __init__(self):
         self.cancels = []
+        self.credits = []
+        self.closed = False
 
     def cancel(self, request_id):
         self.cancels.append(request_id)
 
+    def credit(self, request_id, credit):
+        self.credits.append((request_id, credit))
+
+    def close(self):
+        self.closed = True
+
 
 class ControlReaderTest(unittest.TestCase):
     def read(self, data, max_frame=1024):
-        scope, logs = RecordingScope(), []
-        reader = control.ControlReader(io.BytesIO(data), scope, max_frame, logs.append)
+        self.scope, logs = RecordingScope(), []
+        reader = control.ControlReader(io.BytesIO(data), self.scope, max_frame, logs.append)
         reader.start()
         reader.thread.join(TIMEOUT)
         self.assertFalse(reader.thread.is_alive())
-        return scope.cancels, logs
+        # However the channel ends, the scope hears of it: no credit can come any more.
+        self.assertTrue(self.scope.closed)
+        return self.scope.cancels, logs
 
     def test_cancels_reach_the_scope_in_order_and_anything_else_is_logged(self):
         data = b"".join(
@@ -73,6 +83,25 @@ class ControlReaderTest(unittest.TestCase):
         self.assertEqual(len(logs), 5)
         self.assertIn("not valid JSON", logs[0])
         self.assertTrue(all(line.startswith("ignoring a control frame") for line in logs), logs)
+
+    def test_credits_reach_the_scope_and_bad_ones_are_logged(self):
+        data = b"".join(
+            frame(message)
+            for message in [
+                {"id": 1, "credit": 4},
+                {"id": 1, "credit": 0},
+                {"id": 1, "credit": 2.0},
+                {"id": 1, "credit": True},
+                {"credit": 3},
+                {"id": 2, "credit": 10**30},
+                {"id": 3, "credit": 1, "cancel": True},  # a cancel member wins
+                {"id": 4, "credit": 1, "heartbeat": True},  # so does a heartbeat
+            ]
+        )
+        cancels, logs = self.read(data)
+        self.assertEqual(self.scope.credits, [(1, 4), (2, 10**30)])
+        self.assertEqual(cancels, [3])
+        self.assertEqual(len(logs), 5, logs)
 
     def test_an_oversized_frame_ends_the_reader(self):
         data = frame({"id": 1, "cancel": True}) + (5000).to_bytes(4, "big")
@@ -195,6 +224,80 @@ class CancelScopeTest(unittest.TestCase):
     def test_without_a_scope_awaiting_changes_nothing(self):
         with control.awaiting(None, None):
             pass
+
+
+class CreditTest(unittest.TestCase):
+    """A stream's window and the credits that extend it. The stream sends in the test's thread;
+    credits, cancels and the end of the control channel come from another, in either order
+    with the wait (the outcome is the same)."""
+
+    def setUp(self):
+        self.context = SessionContext()
+        self.scope = control.CancelScope()
+
+    def send_chunks(self, count):
+        for _ in range(count):
+            self.scope.hold_chunk()
+            self.scope.release()
+
+    def test_without_a_window_chunks_never_wait(self):
+        self.scope.enter(1, self.context)
+        self.send_chunks(1000)
+        self.assertFalse(self.scope.credit(1, 5), "no window: a credit means nothing")
+        self.scope.exit()
+
+    def test_a_window_is_spent_then_credits_extend_it(self):
+        self.scope.enter(1, self.context, window=2)
+        self.send_chunks(2)
+        self.assertFalse(self.scope.credit(7, 1), "another request's credit")
+        credited = in_thread(lambda: self.scope.credit(1, 3))
+        self.send_chunks(3)  # waits for the credit unless it came first
+        self.assertTrue(credited())
+        self.assertEqual(self.scope._credits, 0)
+        self.scope.exit()
+        self.assertFalse(self.scope.credit(1, 1), "the stream ended: a crossing credit")
+
+    def test_a_cancel_ends_the_wait_for_credit(self):
+        self.scope.enter(1, self.context, window=1)
+        self.send_chunks(1)
+        # Disarmed, as while a frame is written: the cancel must end the wait, not come as an
+        # exception raised in this thread before it.
+        self.scope.hold()
+        cancelled = in_thread(lambda: self.scope.cancel(1))
+        with self.assertRaises(control.Cancelled):
+            self.scope.hold_chunk()
+        self.assertTrue(cancelled())
+        self.assertTrue(self.context.cancelled)
+        self.scope.exit()
+
+    def test_the_end_of_the_control_channel_ends_the_wait(self):
+        self.scope.enter(1, self.context, window=1)
+        self.send_chunks(1)
+        in_thread(self.scope.close)()
+        with self.assertRaises(control.Cancelled):
+            self.scope.hold_chunk()
+        self.scope.exit()
+        # Later streams stop as soon as their window is spent; others are unaffected.
+        self.scope.enter(2, SessionContext(), window=2)
+        self.send_chunks(2)
+        with self.assertRaises(control.Cancelled):
+            self.scope.hold_chunk()
+        self.scope.exit()
+        self.scope.enter(3, SessionContext())
+        self.send_chunks(3)
+        self.scope.exit()
+
+    def test_a_credit_wait_is_not_a_busy_loop(self):
+        """The waiting thread sleeps on a condition: a credit from another thread wakes it, and
+        no CPU is spent meanwhile (the wait returns only when notified)."""
+        self.scope.enter(1, self.context, window=1)
+        self.send_chunks(1)
+        waiting = in_thread(self.scope.hold_chunk)
+        # The credit may come before the thread waits: the outcome is the same.
+        self.assertTrue(self.scope.credit(1, 1))
+        waiting()
+        self.assertEqual(self.scope._credits, 0)
+        self.scope.exit()
 
 
 if __name__ == "__main__":

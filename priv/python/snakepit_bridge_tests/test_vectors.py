@@ -9,7 +9,7 @@ import os
 import unittest
 from unittest import mock
 
-from snakepit_bridge import BaseAdapter, framing, protocol, tool
+from snakepit_bridge import BaseAdapter, control, framing, protocol, tool
 from snakepit_bridge.dispatch import Dispatcher, ProtocolViolation
 from snakepit_bridge_tests.bridge_process import REPO_ROOT
 
@@ -79,6 +79,7 @@ class PoolToWorkerTest(unittest.TestCase):
                     json.dumps(expected_args, sort_keys=True),
                 )
                 request_id = meaning["id"]
+                self.assertEqual(self.window_of(case), meaning.get("window"))
                 if meaning["stream"]:
                     expected = [
                         {"id": request_id, "chunk": "item"},
@@ -88,10 +89,40 @@ class PoolToWorkerTest(unittest.TestCase):
                     expected = [{"id": request_id, "ok": True, "result": ["item"]}]
                 self.assertEqual(replies, expected)
 
+    def window_of(self, case):
+        """The credit window of the Call the bridge makes of a request vector."""
+        adapter = recorder(case["meaning"]["command"])
+        call = Dispatcher(adapter, MAX_FRAME).accept(self.read(case), None)
+        return call.window
+
+    def test_the_control_reader_routes_cancels_and_credits(self):
+        """What arrives on the control descriptor: cancel and credit frames reach the scope,
+        invalid ones are logged and dropped."""
+        checked = 0
+        for case in self.cases():
+            if case["kind"] not in ("cancel", "credit"):
+                continue
+            checked += 1
+            with self.subTest(case["name"]):
+                scope = mock.Mock(spec=control.CancelScope)
+                logged = []
+                reader = control.ControlReader(io.BytesIO(), scope, MAX_FRAME, logged.append)
+                reader._route(self.read(case))
+                if not case["valid"]:
+                    self.assertEqual(scope.method_calls, [])
+                    self.assertEqual(len(logged), 1)
+                elif case["kind"] == "cancel":
+                    self.assertEqual(scope.method_calls, [mock.call.cancel(case["meaning"]["id"])])
+                else:
+                    meaning = case["meaning"]
+                    expected = [mock.call.credit(meaning["id"], meaning["credit"])]
+                    self.assertEqual(scope.method_calls, expected)
+        self.assertGreater(checked, 4)
+
     def test_control_frames_get_no_reply(self):
         checked = 0
         for case in self.cases():
-            if case["kind"] not in ("cancel", "control", "session_end"):
+            if case["kind"] not in ("cancel", "control", "session_end", "credit"):
                 continue
             checked += 1
             with self.subTest(case["name"]):
@@ -150,6 +181,10 @@ class WorkerToPoolTest(unittest.TestCase):
                 request_id, error["type"], error["message"], error["traceback"]
             )
             return protocol.encode_lossy(failure)
+        if outcome == "chunk" and ("is_final" in meaning or "metadata" in meaning):
+            return protocol.encode_marked_chunk(
+                request_id, meaning["chunk"], meaning.get("is_final"), meaning.get("metadata")
+            )
         if outcome == "chunk":
             return protocol.encode_chunk(request_id, meaning["chunk"])
         self.assertEqual(outcome, "done")

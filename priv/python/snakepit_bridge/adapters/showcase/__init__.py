@@ -8,6 +8,7 @@ import statistics
 import time
 from collections import Counter
 
+from snakepit_bridge.adapters.showcase.tool import StreamChunk
 from snakepit_bridge.base_adapter import BaseAdapter, tool
 
 _WORD = re.compile(r"\w+")
@@ -49,6 +50,24 @@ class ShowcaseAdapter(BaseAdapter):
             if delay_ms:
                 time.sleep(delay_ms / 1000)
             yield {"i": i}
+
+    @tool(description="Stream progress updates, as upstream's showcase does")
+    def stream_progress(self, steps=10, delay_ms=500):
+        """``{"step", "total", "progress", "message", "elapsed_ms"}`` per step,
+        the last one marked final: what upstream's streaming examples expect."""
+        start = time.perf_counter()
+        for step in range(1, steps + 1):
+            elapsed_ms = (time.perf_counter() - start) * 1000
+            update = {
+                "step": step,
+                "total": steps,
+                "progress": round(step / steps * 100, 1),
+                "message": f"Processing step {step}/{steps}",
+                "elapsed_ms": round(elapsed_ms, 1),
+            }
+            yield StreamChunk(update, is_final=step == steps)
+            if step < steps and delay_ms > 0:
+                time.sleep(delay_ms / 1000)
 
     @tool(description="Count the calls made in the current session (on this worker)")
     def session_counter(self):
