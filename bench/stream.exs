@@ -152,7 +152,6 @@ defmodule SnakepitBench.Stream do
 
   defp python_pool(python, window, fun) do
     opts = [
-      size: 1,
       python_executable: python,
       adapter_args: @adapter_args,
       env: [{"PYTHONPATH", @adapter_dir}],
@@ -162,20 +161,7 @@ defmodule SnakepitBench.Stream do
     with_pool(opts, fun)
   end
 
-  defp with_pool(opts, fun) do
-    name = :"bench_stream_#{System.unique_integer([:positive])}"
-    {:ok, pid} = Snakepit.Pool.start_link([name: name, size: 1] ++ opts)
-    :ok = Snakepit.Pool.await_ready(name, 60_000)
-    os_pids = Snakepit.Pool.os_pids(name)
-    Process.put(:os_pids, os_pids ++ Process.get(:os_pids, []))
-
-    try do
-      fun.(name)
-    after
-      GenServer.stop(pid)
-      OS.await_exit(os_pids)
-    end
-  end
+  defp with_pool(opts, fun), do: OS.with_pool([size: 1] ++ opts, fun)
 
   defp median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
   defp p99(values), do: values |> Enum.sort() |> Enum.at(trunc(length(values) * 0.99))

@@ -27,19 +27,8 @@ defmodule Snakepit.StreamingTest do
   end
 
   # Waits until a worker of `pool` printed `streaming_adapter: <text>`.
-  defp assert_worker_says(pool, text) do
-    prefix = "#{pool}_worker_"
-
-    receive do
-      {:log, _level, line, %{snakepit_worker: worker}} ->
-        if String.starts_with?("#{worker}", prefix) and
-             String.ends_with?(line, "] streaming_adapter: " <> text),
-           do: :ok,
-           else: assert_worker_says(pool, text)
-    after
-      15_000 -> flunk("no worker of #{inspect(pool)} printed #{inspect(text)}")
-    end
-  end
+  defp assert_worker_says(pool, text),
+    do: Snakepit.LogForwarder.assert_worker_logged(pool, "] streaming_adapter: " <> text)
 
   # Every chunk the callback got, in order.
   defp collect(command, args, opts) do
@@ -438,18 +427,8 @@ defmodule Snakepit.StreamingTest do
   end
 
   # Waits for the bridge's debug line saying a stream waits for credit (its window is used up).
-  defp assert_worker_waits_for_credit(pool) do
-    prefix = "#{pool}_worker_"
-
-    receive do
-      {:log, _level, line, %{snakepit_worker: worker}} ->
-        if String.starts_with?("#{worker}", prefix) and line =~ "waits for credit after",
-          do: :ok,
-          else: assert_worker_waits_for_credit(pool)
-    after
-      15_000 -> flunk("the worker never waited for credit")
-    end
-  end
+  defp assert_worker_waits_for_credit(pool),
+    do: Snakepit.LogForwarder.assert_worker_logged(pool, &(&1 =~ "waits for credit after"))
 
   describe "other workers" do
     test "the Rust test worker's streamed count keeps to the window it is given" do

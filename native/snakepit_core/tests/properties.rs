@@ -413,27 +413,30 @@ impl Model {
         }
     }
 
+    /// An accepted request: sent to its worker, or waiting with its caller monitored.
+    fn accept(&mut self, id: u64, submitted: Submitted<T>) {
+        self.accepted.insert(id, self.now);
+        match submitted {
+            Submitted::Run { worker, frame } => {
+                let mut effects = E::default();
+                effects.sends.push((worker, Send::Frame(frame)));
+                self.carry_out(effects);
+            }
+            Submitted::Queued => {
+                self.waiting.insert(id, false);
+                self.dispatch.attach_monitor(id, id).unwrap();
+                self.monitors.insert(id, id);
+            }
+        }
+    }
+
     fn step(&mut self, op: Op) {
         match op {
             Op::Submit { timeout_ms } => {
                 let id = self.next_id;
                 self.next_id += 1;
                 if let Ok(submitted) = self.dispatch.submit(request(id, timeout_ms), self.at()) {
-                    {
-                        self.accepted.insert(id, self.now);
-                        match submitted {
-                            Submitted::Run { worker, frame } => {
-                                let mut effects = E::default();
-                                effects.sends.push((worker, Send::Frame(frame)));
-                                self.carry_out(effects);
-                            }
-                            Submitted::Queued => {
-                                self.waiting.insert(id, false);
-                                self.dispatch.attach_monitor(id, id).unwrap();
-                                self.monitors.insert(id, id);
-                            }
-                        }
-                    }
+                    self.accept(id, submitted);
                 }
             }
             Op::SubmitInSession { session, mode } => self.submit_in_session(session, mode),
@@ -533,19 +536,13 @@ impl Model {
                     self.streams.remove(&id);
                     return self.check_identity();
                 };
-                self.accepted.insert(id, self.now);
-                match submitted {
-                    Submitted::Run { worker, frame } => {
-                        let mut effects = E::default();
-                        effects.sends.push((worker, Send::Frame(frame)));
-                        self.carry_out(effects);
-                    }
-                    Submitted::Queued => {
-                        self.waiting.insert(id, false);
-                    }
+                let running = matches!(submitted, Submitted::Run { .. });
+                self.accept(id, submitted);
+                // A stream's caller is monitored while it runs too.
+                if running {
+                    self.dispatch.attach_monitor(id, id).unwrap();
+                    self.monitors.insert(id, id);
                 }
-                self.dispatch.attach_monitor(id, id).unwrap();
-                self.monitors.insert(id, id);
             }
             Op::Chunk { slot, rogue } => {
                 let Some((&uid, _)) = self.installed.iter().find(|(_, &s)| s == slot) else {
