@@ -54,7 +54,8 @@ impl Host for Nif {
     }
 }
 
-/// A queued caller's monitor, with the pool it was set on so it can be removed from any thread.
+/// The monitor of a caller whose request waits in the queue (or whose stream runs), with the
+/// pool it was set on so it can be removed from any thread.
 pub struct CallerMonitor {
     pub pool: PoolRef,
     pub monitor: Monitor,
@@ -64,7 +65,7 @@ pub struct CallerMonitor {
 pub enum Job {
     /// Start a worker in this slot.
     Start(usize),
-    /// A queued caller died.
+    /// A monitored caller died (its request waited, or its stream ran).
     CallerDown(Monitor),
     /// The owner died: stop everything.
     OwnerDown,
