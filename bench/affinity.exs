@@ -261,20 +261,7 @@ defmodule SnakepitBench.Affinity do
     Enum.group_by(samples, &elem(&1, 0), &elem(&1, 1))
   end
 
-  defp with_pool(opts, fun) do
-    name = :"bench_affinity_#{System.unique_integer([:positive])}"
-    {:ok, pid} = Snakepit.Pool.start_link([name: name, max_queue_size: 5_000] ++ opts)
-    :ok = Snakepit.Pool.await_ready(name, 60_000)
-    os_pids = Snakepit.Pool.os_pids(name)
-    Process.put(:os_pids, os_pids ++ Process.get(:os_pids, []))
-
-    try do
-      fun.(name)
-    after
-      GenServer.stop(pid)
-      OS.await_exit(os_pids)
-    end
-  end
+  defp with_pool(opts, fun), do: OS.with_pool([max_queue_size: 5_000] ++ opts, fun)
 
   defp median(values), do: values |> Enum.sort() |> pct(0.5)
   defp pct(sorted, p), do: Enum.at(sorted, min(length(sorted) - 1, trunc(length(sorted) * p)))

@@ -106,6 +106,105 @@ defmodule Snakepit do
   end
 
   @doc """
+  Runs the streaming tool `command` with `args` and calls `callback` once per chunk, in order,
+  in the calling process; returns `:ok` after the last chunk.
+
+  A streaming tool is a Python generator or `async` generator, a tool marked
+  `@tool(supports_streaming=True)`, or one that yields upstream's `StreamChunk`s (see
+  `guides/streaming.md`). The callback gets each chunk as upstream Snakepit v0.13 gives it:
+
+    * a map the tool yielded, as is (string keys), plus `"is_final"`;
+    * any other value `v` as `%{"data" => v, "is_final" => false}` (`nil` gives just
+      `%{"is_final" => false}`; a string is parsed as JSON text, as upstream does with the
+      bytes it receives: `%{"raw_data_base64" => ...}` when it is not JSON);
+    * a `StreamChunk(data, is_final)` as its `data` the same way, with `"is_final"` its mark,
+      and `"_metadata"` (a map of strings) when it carries metadata;
+    * after the last chunk, when no chunk was marked final, one more: `%{"is_final" => true}`,
+      upstream's end-of-stream marker.
+
+  For `yield {"step": i}` over 1..3:
+
+      :ok = Snakepit.execute_stream("progress", %{steps: 3}, fn chunk -> IO.inspect(chunk) end)
+      # %{"step" => 1, "is_final" => false}
+      # %{"step" => 2, "is_final" => false}
+      # %{"step" => 3, "is_final" => false}
+      # %{"is_final" => true}
+
+  The callback's return value: `:halt` stops the stream and the call returns `:ok`;
+  `{:halt, reason}` stops it and returns `{:error, %Snakepit.Error{}}` for `reason` (as
+  `Snakepit.Error.normalize_public_error/2` makes it); anything else goes on. If the callback
+  raises, the stream stops and the call returns `{:error, %Snakepit.Error{reason:
+  :callback_exception}}` (`details.reason` is upstream's `{:callback_exception, exception,
+  stacktrace}`); a throw or exit stops the stream and goes on up. Stopping a stream cancels the
+  tool on its worker (its generator is closed, so its `finally` blocks run) and the worker goes
+  back to the pool once the tool has stopped. So does the death of the calling process.
+
+  Errors, as `{:error, %Snakepit.Error{}}` after the chunks that came before: the tool raised
+  (`:worker_error`, with the Python error); the worker died (`:worker_crashed`; it is
+  replaced); `:timeout` (below); `:streaming_not_supported` when `command` is not a streaming
+  tool (it is not run) or the pool's workers cannot stream (an Elixir adapter's, upstream's
+  "Streaming not supported by adapter"); and every error `execute/3` returns before a request
+  runs. Calling a streaming tool with `execute/3` instead gives `{:ok, list}`: the worker
+  collects the chunks (each `StreamChunk`'s `data`).
+
+  Options: those of `execute/3` — `:pool`, `:pool_name`, `:session_id`, `:affinity` — and:
+
+    * `:timeout` - ms the whole stream may take once a worker runs it; default the pool's
+      `:stream_timeout` (5 minutes, as upstream's)
+    * `:chunk_timeout` - ms the worker may go without sending the next chunk (or the end)
+      while it may send; default the pool's `:chunk_timeout` (none). The clock stops while the
+      worker waits for the consumer (see back-pressure)
+
+  Past either, the tool is cancelled and the call returns `{:error, %Snakepit.Error{reason:
+  :timeout}}`; a worker that does not stop within the pool's `:cancel_grace` is killed.
+
+  Back-pressure: the worker runs at most the pool's `:stream_window` chunks ahead of the
+  callback, so a slow callback holds the tool at its `yield` instead of filling the mailbox.
+  Workers that do not announce stream credit in their handshake stream without that limit.
+  """
+  @spec execute_stream(String.t(), Call.args(), (map() -> term()), keyword()) ::
+          :ok | {:error, Error.t()}
+  def execute_stream(command, args \\ %{}, callback, opts \\ []),
+    do: Snakepit.Stream.Callback.run(command, args, callback, opts)
+
+  @doc """
+  `execute_stream/4` as part of session `session_id`: the stream runs on the session's worker
+  under the same affinity rules as `execute_in_session/4` (`:affinity` applies). An invalid
+  `session_id` is `{:error, %Snakepit.Error{reason: :invalid_session_id}}`.
+  """
+  @spec execute_in_session_stream(
+          String.t(),
+          String.t(),
+          Call.args(),
+          (map() -> term()),
+          keyword()
+        ) ::
+          :ok | {:error, Error.t()}
+  def execute_in_session_stream(session_id, command, args \\ %{}, callback, opts \\ []) do
+    with :ok <- Snakepit.SessionId.validate(session_id) do
+      opts = if is_list(opts), do: Keyword.put(opts, :session_id, session_id), else: opts
+      execute_stream(command, args, callback, opts)
+    end
+  end
+
+  @doc """
+  The chunks of the streaming tool `command` as a lazy `Enumerable` (beyond upstream):
+  nothing runs until it is enumerated, in the enumerating process; each element is the value
+  the tool yielded (for upstream's `StreamChunk`s, their `data`), with no end marker.
+
+      Snakepit.stream("count", %{n: 1_000_000}) |> Stream.map(&(&1 * 2)) |> Enum.take(5)
+      #=> [0, 2, 4, 6, 8]
+
+  Works with `Enum` and `Stream`; stopping early (`Enum.take/2`, `Stream.take/2`,
+  `Enum.find/2`, an exception) stops the tool on its worker as a halted `execute_stream/4`
+  does. Elements are acknowledged as they are taken, so the worker runs at most the pool's
+  `:stream_window` chunks ahead of the consumer. An error (every one `execute_stream/4` can
+  return) raises `Snakepit.Error`. Options as `execute_stream/4`'s.
+  """
+  @spec stream(String.t(), Call.args(), keyword()) :: Enumerable.t()
+  def stream(command, args \\ %{}, opts \\ []), do: Snakepit.Stream.resource(command, args, opts)
+
+  @doc """
   The pool's counters and occupancy, a map of:
 
     * `workers`, `available`, `busy` - worker slots: with a worker, idle, running a request
@@ -121,6 +220,9 @@ defmodule Snakepit do
       * `session_worker_lost` - it waited for its session's worker (strict affinity), which
         went away (`:session_worker_unavailable`)
     * `callers_gone` - the caller died while its request waited in the queue: dropped, never run
+    * `halted` - streams stopped early by their consumer (or its death); not errors
+    * `streams`, `chunks` - accepted requests that were streams (counted in `requests` too),
+      and the chunks workers sent
     * `sessions` - sessions bound to a worker (see `execute_in_session/4`)
     * `in_flight` - running now, no outcome yet
     * `queued` - waiting for a free worker now
@@ -138,7 +240,7 @@ defmodule Snakepit do
 
   Every accepted request is in exactly one of the outcomes, so in any one snapshot:
 
-      requests == completed + errors + callers_gone + in_flight + queued
+      requests == completed + errors + callers_gone + halted + in_flight + queued
 
   Upstream Snakepit reports `errors` too but never increments it; here it counts every
   accepted request that ended in an error, as above.

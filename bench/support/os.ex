@@ -24,4 +24,24 @@ defmodule SnakepitBench.OS do
         await_exit(alive, timeout_ms - 5)
     end
   end
+
+  @doc """
+  Runs `fun` with the name of a pool started from `opts`, then stops the pool and waits for
+  its workers to exit; their OS pids are noted under `:os_pids` in the process dictionary, for
+  a final check that none is left.
+  """
+  def with_pool(opts, fun) do
+    name = :"bench_pool_#{System.unique_integer([:positive])}"
+    {:ok, pid} = Snakepit.Pool.start_link([name: name] ++ opts)
+    :ok = Snakepit.Pool.await_ready(name, 60_000)
+    os_pids = Snakepit.Pool.os_pids(name)
+    Process.put(:os_pids, os_pids ++ Process.get(:os_pids, []))
+
+    try do
+      fun.(name)
+    after
+      GenServer.stop(pid)
+      await_exit(os_pids)
+    end
+  end
 end

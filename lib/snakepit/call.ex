@@ -101,6 +101,78 @@ defmodule Snakepit.Call do
     end
   end
 
+  @typedoc "A stream accepted by `submit_stream/3`: what `Snakepit.Stream` needs to consume it."
+  @type stream :: %{
+          native: reference(),
+          tag: reference(),
+          id: non_neg_integer(),
+          window: pos_integer(),
+          wait: timeout(),
+          details: map()
+        }
+
+  @doc """
+  Submits a streamed request (see `Snakepit.execute_stream/4`) on the pool `opts` select, from
+  the process that will consume it: its chunks and end arrive in this process's mailbox
+  (`Snakepit.Stream` reads them). The adapter's request-path callbacks do not apply, as
+  upstream's streams skip them.
+  """
+  @spec submit_stream(String.t(), args(), keyword()) :: {:ok, stream()} | {:error, Error.t()}
+  def submit_stream(command, args, opts) do
+    pool = if is_list(opts), do: Options.call_pool(opts), else: Snakepit.Pool
+
+    result =
+      with :ok <- Options.validate_call(opts),
+           {:ok, {native, queue_timeout, _}} <- stream_pool(pool, opts),
+           {:ok, args} <- check_request(command, args) do
+        tag = make_ref()
+        session = session(opts)
+        timeout = if opts[:timeout], do: timeout_ms(opts[:timeout])
+        chunk_timeout = opts[:chunk_timeout]
+
+        case stream_native(native, tag, command, args, session, timeout, chunk_timeout) do
+          {:ok, id, window} ->
+            wait = first_wait(queue_timeout, min(opts[:timeout] || :infinity, chunk_timeout))
+
+            {:ok,
+             %{
+               native: native,
+               tag: tag,
+               id: id,
+               window: window,
+               wait: wait,
+               details: call_details(command, pool, opts)
+             }}
+
+          {:error, error} ->
+            {:error, Gate.error(error)}
+        end
+      end
+
+    with_call_details(result, command, pool, opts)
+  end
+
+  defp stream_pool(pool, opts) do
+    case Registry.lookup(pool) do
+      {:ok, _} = found ->
+        found
+
+      {:error, _} = not_running ->
+        if name = opts[:pool_name], do: {:error, pool_not_found(name)}, else: not_running
+    end
+  end
+
+  defp stream_native(native, tag, command, args, session, timeout, chunk_timeout) do
+    if dirty_args?(args),
+      do: Native.pool_stream_dirty(native, tag, command, args, session, timeout, chunk_timeout),
+      else: Native.pool_stream(native, tag, command, args, session, timeout, chunk_timeout)
+  end
+
+  @doc false
+  # A chunk's JSON as a term, decoded in the calling process (see `decode_reply/1`).
+  @spec decode_json(binary()) :: result()
+  def decode_json(json), do: decode_reply({:ok_json, json})
+
   @doc "Waits for the result of a request this process submitted with `submit/4`."
   @spec await(pending()) :: result()
   def await({native, tag, request_id, wait, nil}), do: await_reply(native, tag, request_id, wait)
@@ -117,6 +189,8 @@ defmodule Snakepit.Call do
       do: Native.pool_submit_dirty(native, tag, command, args, session, timeout_ms),
       else: Native.pool_submit(native, tag, command, args, session, timeout_ms)
   end
+
+  defp dirty_args?(args), do: :erlang.external_size(args) > @dirty_args_bytes
 
   # `nil`, or the session and its affinity (`nil`: the pool's); options are validated already.
   # Without a session the affinity means nothing.
@@ -219,16 +293,18 @@ defmodule Snakepit.Call do
 
   # Every error of a call says which command and pool it was about (as upstream's do); the
   # success path pays one match.
-  defp with_call_details({:error, %Error{details: details} = error}, command, pool, opts) do
+  defp with_call_details({:error, %Error{details: details} = error}, command, pool, opts),
+    do: {:error, %{error | details: Map.merge(call_details(command, pool, opts), details)}}
+
+  defp with_call_details(result, _command, _pool, _opts), do: result
+
+  defp call_details(command, pool, opts) do
     pool_name = if is_list(opts), do: Keyword.get(opts, :pool_name, pool), else: pool
     call = %{command: command, pool: pool}
     call = if is_atom(pool_name), do: Map.put(call, :pool_name, pool_name), else: call
     session_id = if is_list(opts), do: Keyword.get(opts, :session_id)
-    call = if is_binary(session_id), do: Map.put(call, :session_id, session_id), else: call
-    {:error, %{error | details: Map.merge(call, details)}}
+    if is_binary(session_id), do: Map.put(call, :session_id, session_id), else: call
   end
-
-  defp with_call_details(result, _command, _pool, _opts), do: result
 
   defp pool_not_found(name),
     do: Error.new(:pool_not_found, "no pool named #{inspect(name)} is running")

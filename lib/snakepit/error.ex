@@ -32,6 +32,8 @@ defmodule Snakepit.Error do
   | `:invalid_option` | validation | a call option is invalid (`details.option` names it) |
   | `:unsupported_call` | validation | a `GenServer.call/3` to a pool's process that it does not answer |
   | `:invalid_session_id` | validation | a session id is not 1 to 256 characters of `A-Za-z0-9_-` (see `Snakepit.SessionId`) |
+  | `:streaming_not_supported` | validation | `Snakepit.execute_stream/4` of a command that is not a streaming tool (it did not run), or on a pool whose workers cannot stream (an Elixir adapter's) |
+  | `:callback_exception` | pool | a stream's callback raised (upstream's reason; `details.reason` is `{:callback_exception, exception, stacktrace}`) |
   | `:pool_saturated` | pool | `:max_queue_size` requests are already waiting |
   | `:pool_not_initialized` | pool | the pool is not running, or none of its workers could start |
   | `:pool_not_found` | pool | `pool_name:` names no running pool (upstream's reason) |
@@ -40,7 +42,7 @@ defmodule Snakepit.Error do
   | `:worker_busy` | pool | `affinity: :strict_fail_fast`: the session's worker is busy; nothing was queued |
   | `:session_worker_unavailable` | pool | strict affinity: the session's worker is gone (exited or recycled), and the state kept there with it (see `Snakepit.execute_in_session/4`) |
   | `:queue_timeout` | timeout | no worker became free within `:queue_timeout`; the request never ran |
-  | `:timeout` | timeout | the command ran longer than its `:timeout` (or, for a pool that is not a snakepit_rs pool, it did not answer within it) |
+  | `:timeout` | timeout | the command ran longer than its `:timeout` (a stream: or sent nothing for its `:chunk_timeout`) (or, for a pool that is not a snakepit_rs pool, it did not answer within it) |
   | `:worker_crashed` | worker | the worker process died while running the request |
   | `:protocol_error` | worker | the worker broke the wire protocol and was replaced |
   | `:invalid_result` | worker | the result cannot become a term (nested deeper than args may nest, 128 levels; a lone surrogate in a string); the worker stays |
@@ -116,6 +118,9 @@ defmodule Snakepit.Error do
     pool_not_found: :pool,
     pool_shutdown: :pool,
     circuit_open: :pool,
+    # Streams (`Snakepit.execute_stream/4`): upstream's "Streaming not supported by adapter" is
+    # a validation error.
+    streaming_not_supported: :validation,
     # Session affinity (`Snakepit.execute_in_session/4`).
     worker_busy: :pool,
     session_worker_unavailable: :pool,

@@ -25,6 +25,16 @@ defmodule Snakepit.Native do
 
   def pool_check_deadline(_pool, _request_id), do: :erlang.nif_error(:nif_not_loaded)
 
+  # src/nif/stream.rs — pool_stream*: streams; timeouts nil for the pool's
+  def pool_stream(_pool, _tag, _command, _args, _session, _timeout_ms, _chunk_timeout_ms),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  def pool_stream_dirty(_pool, _tag, _command, _args, _session, _timeout_ms, _chunk_timeout_ms),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  def pool_stream_ack(_pool, _request_id, _taken), do: :erlang.nif_error(:nif_not_loaded)
+  def pool_stream_halt(_pool, _request_id), do: :erlang.nif_error(:nif_not_loaded)
+
   # src/nif/session.rs — pool_*: sessions
   def pool_end_session(_pool, _session_id), do: :erlang.nif_error(:nif_not_loaded)
   def pool_session_info(_pool, _session_id), do: :erlang.nif_error(:nif_not_loaded)

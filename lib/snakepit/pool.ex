@@ -457,6 +457,9 @@ defmodule Snakepit.Pool do
        max_start_failures: opts[:max_start_failures],
        affinity: opts[:affinity],
        session_ttl_ms: opts[:session_ttl] || 0,
+       stream_window: opts[:stream_window],
+       stream_timeout_ms: timeout_ms(opts[:stream_timeout]),
+       chunk_timeout_ms: opts[:chunk_timeout] || 0,
        watchdog: Snakepit.ProcessRegistry.watchdog_path(),
        registry_file: Snakepit.ProcessRegistry.registry_file()
      }}
@@ -489,6 +492,10 @@ defmodule Snakepit.Pool do
   end
 
   # `Snakepit.Pool` → "snakepit_pool", `:my_pool` → "my_pool": a prefix for worker ids.
+  # `:infinity` runs for ~8900 years, as a call's (`Snakepit.Call`).
+  defp timeout_ms(:infinity), do: 0xFFFF_FFFF_FFFF
+  defp timeout_ms(ms), do: ms
+
   defp pool_label(name) do
     name
     |> Atom.to_string()

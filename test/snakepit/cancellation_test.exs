@@ -31,19 +31,8 @@ defmodule Snakepit.CancellationTest do
   end
 
   # Waits until a worker of `pool` printed `cancellation_adapter: <text>`.
-  defp assert_worker_says(pool, text) do
-    prefix = "#{pool}_worker_"
-
-    receive do
-      {:log, _level, line, %{snakepit_worker: worker}} ->
-        if String.starts_with?("#{worker}", prefix) and
-             String.ends_with?(line, "] cancellation_adapter: " <> text),
-           do: :ok,
-           else: assert_worker_says(pool, text)
-    after
-      10_000 -> flunk("no worker of #{inspect(pool)} printed #{inspect(text)}")
-    end
-  end
+  defp assert_worker_says(pool, text),
+    do: Snakepit.LogForwarder.assert_worker_logged(pool, "] cancellation_adapter: " <> text)
 
   defp assert_kept(pool, os_pid) do
     assert {:ok, %{"pid" => ^os_pid}} = Snakepit.execute("whoami", %{}, pool: pool)

@@ -5,7 +5,7 @@ defmodule Snakepit.ErrorTest do
   alias Snakepit.{Error, TestPool}
   alias Snakepit.Native.Gate
 
-  # What Snakepit.execute/3 can return, with upstream's category for each.
+  # What Snakepit.execute/3 (and execute_stream/4) can return, with upstream's category for each.
   @reasons %{
     invalid_command: :validation,
     invalid_args: :validation,
@@ -26,7 +26,9 @@ defmodule Snakepit.ErrorTest do
     protocol_error: :worker,
     invalid_result: :worker,
     worker_error: :python_error,
-    unknown_command: :python_error
+    unknown_command: :python_error,
+    streaming_not_supported: :validation,
+    callback_exception: :pool
   }
 
   describe "categories" do

@@ -11,6 +11,26 @@ defmodule Snakepit.LogForwarder do
     ExUnit.Callbacks.on_exit(fn -> :logger.remove_handler(id) end)
   end
 
+  @doc """
+  Waits until a worker of `pool` logged a line `matches?` accepts (a function of the line, or
+  a suffix the line ends with); fails the test after 15 s.
+  """
+  def assert_worker_logged(pool, matches?) when is_binary(matches?),
+    do: assert_worker_logged(pool, &String.ends_with?(&1, matches?))
+
+  def assert_worker_logged(pool, matches?) do
+    prefix = "#{pool}_worker_"
+
+    receive do
+      {:log, _level, line, %{snakepit_worker: worker}} ->
+        if String.starts_with?("#{worker}", prefix) and matches?.(line),
+          do: :ok,
+          else: assert_worker_logged(pool, matches?)
+    after
+      15_000 -> ExUnit.Assertions.flunk("no worker of #{inspect(pool)} logged the line awaited")
+    end
+  end
+
   @doc false
   def log(%{level: level, msg: msg, meta: meta}, %{config: %{pid: pid}}) do
     send(pid, {:log, level, text(msg), meta})

@@ -142,6 +142,29 @@ defmodule Snakepit.Pool.Options do
           "is no longer bound to its worker, and (within another such period) the workers drop " <>
           "what they kept for it (`session_state`); `nil` or `:infinity`: never"
     ],
+    stream_window: [
+      type: :pos_integer,
+      default: 64,
+      doc:
+        "credit window of streams (see `Snakepit.execute_stream/4`): chunks a worker may " <>
+          "send beyond those the consumer took, so at most this many wait in the caller's " <>
+          "mailbox. Workers that do not announce `credit` stream without a window"
+    ],
+    stream_timeout: [
+      type: :timeout,
+      default: 300_000,
+      doc:
+        "default timeout of a whole stream in ms, from when a worker starts it " <>
+          "(upstream's streaming default, 5 minutes); `:infinity`: none"
+    ],
+    chunk_timeout: [
+      type: {:or_nil, :ms},
+      default: nil,
+      default_doc: "`nil`: none",
+      doc:
+        "default longest wait in ms for a stream's next chunk (or its end) while its worker " <>
+          "may send; the clock stops while the worker waits for the consumer"
+    ],
     event_listener: [
       type: {:or_nil, :pid},
       default: nil,
@@ -177,6 +200,14 @@ defmodule Snakepit.Pool.Options do
         "the session the request belongs to: its requests go to the worker that served it " <>
           "before, as `:affinity` says (see `Snakepit.execute_in_session/4`); the worker sees " <>
           "it (`self.session_id` in Python). An invalid one is `:invalid_session_id`"
+    ],
+    chunk_timeout: [
+      type: {:or_nil, :ms},
+      default: nil,
+      default_doc: "the pool's `:chunk_timeout`",
+      doc:
+        "streams only: the longest wait in ms for the next chunk (or the end) while the " <>
+          "worker may send; past it the stream is cancelled and fails with `:timeout`"
     ],
     affinity: [
       type: {:or_nil, :affinity},

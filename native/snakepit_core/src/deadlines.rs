@@ -173,6 +173,7 @@ impl<H: Host> Dispatch<H> {
             expired_at: None,
             cancel_sent: false,
             killed: false,
+            stream: None,
         };
         let worker = self.run(index, inflight);
         effects.sends.push((worker, Send::HealthCheck(id)));

@@ -11,6 +11,7 @@ use crate::queue::{Place, Queue};
 use crate::request::{Completed, Deadline, Queued, Rejected, Request, Submitted};
 use crate::session::{Affinity, Session, SessionInfo, Sessions};
 use crate::slot::{InFlight, Kind, Slot, SlotStatus, WorkerInfo};
+use crate::stream::Stream;
 use crate::{Config, Host};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -96,7 +97,9 @@ impl<H: Host> Dispatch<H> {
 
     /// Accepts a request: to an idle worker at once, or into the queue (for a session, as its
     /// affinity says: see `session.rs`). A rejected request is handed back (for the host to
-    /// free after unlocking).
+    /// free after unlocking; by value: boxing it would cost an allocation per call to save a
+    /// copy on the rare refusal).
+    #[allow(clippy::result_large_err)]
     pub fn submit(
         &mut self,
         request: Request<H>,
@@ -131,26 +134,21 @@ impl<H: Host> Dispatch<H> {
                 let Request {
                     id,
                     command,
-                    frame,
+                    mut frame,
                     reply,
                     timeout,
                     session,
+                    stream,
                 } = request;
                 if let Some(session) = session {
                     self.bind(session, slot, now);
                 }
-                let inflight = InFlight {
-                    id,
-                    kind: Kind::Request,
-                    command,
-                    reply: Some(reply),
-                    submitted: now,
-                    dispatched: now,
-                    timeout,
-                    expired_at: None,
-                    cancel_sent: false,
-                    killed: false,
-                };
+                let stream = stream.map(|stream| {
+                    self.counters.streams += 1;
+                    let credit = self.slots[slot].worker().is_some_and(H::takes_credit);
+                    Stream::begin(stream, credit, &mut frame, None, now)
+                });
+                let inflight = InFlight::request(id, command, reply, now, now, timeout, stream);
                 let worker = self.run(slot, inflight);
                 return Ok(Submitted::Run { worker, frame });
             }
@@ -162,6 +160,9 @@ impl<H: Host> Dispatch<H> {
             return Err((Rejected::Saturated { max }, request));
         }
         self.counters.requests += 1;
+        if request.stream.is_some() {
+            self.counters.streams += 1;
+        }
         if self.queue.is_empty() {
             self.note_deadline(now + self.config.queue_timeout);
         }
@@ -175,6 +176,7 @@ impl<H: Host> Dispatch<H> {
             timeout: request.timeout,
             monitor: None,
             session: request.session,
+            stream: request.stream,
             seq: self.next_seq,
         };
         self.queue.push(queued, place);
@@ -266,15 +268,21 @@ impl<H: Host> Dispatch<H> {
     }
 
     /// Attaches the caller's monitor to its queued request, so that it is removed when the
-    /// request leaves the queue. Gives the monitor back if the request already left.
+    /// request leaves the queue — or, for a stream, to the stream until it leaves its worker
+    /// (`stream.rs`). Gives the monitor back if the request already left (or ended).
     pub fn attach_monitor(&mut self, id: u64, monitor: H::Monitor) -> Result<(), H::Monitor> {
-        match self.queue.get_mut(id) {
-            Some(queued) => {
-                queued.monitor = Some(monitor);
-                Ok(())
-            }
-            None => Err(monitor),
+        if let Some(queued) = self.queue.get_mut(id) {
+            queued.monitor = Some(monitor);
+            return Ok(());
         }
+        if !self.streaming(id) {
+            return Err(monitor);
+        }
+        let index = self.running(id).expect("a running stream");
+        let inflight = self.slots[index].inflight.as_mut().expect("running");
+        let stream = inflight.stream.as_mut().expect("a stream");
+        stream.monitor = Some(monitor);
+        Ok(())
     }
 
     /// Called by the waiting caller when its wait ran out: withdraws request `id` if it is past
@@ -304,9 +312,9 @@ impl<H: Host> Dispatch<H> {
             else {
                 continue;
             };
-            let ran = now.saturating_duration_since(inflight.dispatched);
-            if ran < inflight.timeout {
-                return (Deadline::Wait(inflight.timeout - ran), effects);
+            let deadline = inflight.deadline();
+            if now < deadline {
+                return (Deadline::Wait(deadline - now), effects);
             }
             let (reply, failure) =
                 expire(&mut self.counters, inflight, now).expect("a pending request expires");
@@ -350,9 +358,13 @@ impl<H: Host> Dispatch<H> {
                 return (Completed::Unexpected(detail), effects);
             }
         }
-        let inflight = slot.inflight.take().expect("matched above");
+        let mut inflight = slot.inflight.take().expect("matched above");
+        let reply = inflight.reply.take();
+        let kind = inflight.kind;
+        let submitted = inflight.submitted;
+        let _ = inflight.leave(&mut effects);
         slot.last_active = now;
-        if inflight.kind == Kind::HealthCheck {
+        if kind == Kind::HealthCheck {
             if failed {
                 // The worker is broken and is about to be replaced: no new work for it.
                 return (Completed::HealthCheck { ok: false }, effects);
@@ -365,30 +377,36 @@ impl<H: Host> Dispatch<H> {
             self.retire(slot_index, &mut effects);
         }
         self.next_request(slot_index, now, &mut effects);
-        let completed = match inflight.kind {
+        let completed = match kind {
             Kind::HealthCheck => {
                 effects.events.push(Event::HealthCheckPassed);
                 Completed::HealthCheck { ok: true }
             }
             Kind::Request => {
-                if inflight.reply.is_some() {
+                if reply.is_some() {
                     let outcome = if failed {
                         Outcome::WorkerError
                     } else {
                         Outcome::Completed
                     };
-                    let answered = now.saturating_duration_since(inflight.submitted);
+                    let answered = now.saturating_duration_since(submitted);
                     self.counters.record(outcome, Some(answered));
                 }
-                Completed::Request(inflight.reply)
+                Completed::Request(reply)
             }
         };
         (completed, effects)
     }
 
     /// The caller of a queued request died (its monitor fired): the request is dropped, never
-    /// run. Empty effects if no queued request had that monitor.
-    pub fn caller_down(&mut self, is_its_monitor: impl Fn(&H::Monitor) -> bool) -> Effects<H> {
+    /// run. The caller of a running stream died: the stream is halted (see `stream.rs`). Empty
+    /// effects if no request had that monitor.
+    pub fn caller_down(
+        &mut self,
+        is_its_monitor: impl Fn(&H::Monitor) -> bool,
+        now: Instant,
+    ) -> Effects<H> {
+        let now = self.clock(now);
         let mut effects = Effects::default();
         let removed = self
             .queue
@@ -400,6 +418,15 @@ impl<H: Host> Dispatch<H> {
                 .push(Event::CallerGone { request: queued.id });
             effects.withdrawn.push(queued.reply);
             effects.demonitors.extend(queued.monitor);
+            return effects;
+        }
+        let running = self.slots.iter_mut().position(|slot| {
+            let stream = slot.inflight.as_mut().and_then(|i| i.stream.as_mut());
+            // The monitor fired: it is gone already.
+            stream.is_some_and(|s| s.monitor.take_if(|m| is_its_monitor(m)).is_some())
+        });
+        if let Some(index) = running {
+            self.halt_running(index, now, &mut effects);
         }
         effects
     }
@@ -475,24 +502,35 @@ impl<H: Host> Dispatch<H> {
         now: Instant,
         effects: &mut Effects<H>,
     ) {
-        effects.demonitors.extend(queued.monitor);
-        if let Some(session) = queued.session {
+        let Queued {
+            id,
+            command,
+            mut frame,
+            reply,
+            enqueued,
+            timeout,
+            monitor,
+            session,
+            stream,
+            seq: _,
+        } = queued;
+        if let Some(session) = session {
             self.bind(session, slot_index, now);
         }
-        let inflight = InFlight {
-            id: queued.id,
-            kind: Kind::Request,
-            command: queued.command,
-            reply: Some(queued.reply),
-            submitted: queued.enqueued,
-            dispatched: now,
-            timeout: queued.timeout,
-            expired_at: None,
-            cancel_sent: false,
-            killed: false,
+        // A stream keeps its caller's monitor while it runs; a call drops it now.
+        let stream = match stream {
+            Some(stream) => {
+                let credit = self.slots[slot_index].worker().is_some_and(H::takes_credit);
+                Some(Stream::begin(stream, credit, &mut frame, monitor, now))
+            }
+            None => {
+                effects.demonitors.extend(monitor);
+                None
+            }
         };
+        let inflight = InFlight::request(id, command, reply, enqueued, now, timeout, stream);
         let worker = self.run(slot_index, inflight);
-        effects.sends.push((worker, Send::Frame(queued.frame)));
+        effects.sends.push((worker, Send::Frame(frame)));
     }
 
     /// Slot `slot`'s worker takes no more work: strict requests waiting for it fail, its hint
@@ -586,8 +624,9 @@ impl<H: Host> Dispatch<H> {
     }
 }
 
-/// Takes the caller away from a running request past its timeout: records the outcome and
-/// returns the reply target with the failure. The worker stays busy (no new work) until it
+/// Takes the caller away from a running request past its timeout (its execution timeout, or a
+/// stream's idle timeout when that came first): records the outcome and returns the reply
+/// target with the failure. The worker stays busy (no new work) until it
 /// answers, or is killed once the cancel grace is over.
 pub(crate) fn expire<H: Host>(
     counters: &mut Counters,
@@ -597,9 +636,14 @@ pub(crate) fn expire<H: Host>(
     inflight.expired_at = Some(now);
     let reply = inflight.reply.take()?;
     counters.record(Outcome::Timeout, None);
-    let failure = Failure::Timeout {
-        command: inflight.command.clone(),
-        timeout: inflight.timeout,
+    let command = inflight.command.clone();
+    let whole = inflight.dispatched + inflight.timeout;
+    let failure = match inflight.stream.as_ref().and_then(|s| s.chunk_timeout) {
+        Some(timeout) if now < whole => Failure::ChunkTimeout { command, timeout },
+        _ => Failure::Timeout {
+            command,
+            timeout: inflight.timeout,
+        },
     };
     Some((reply, failure))
 }

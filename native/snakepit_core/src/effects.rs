@@ -1,5 +1,6 @@
 //! What a call on [`crate::Dispatch`] decided, for the host to carry out after unlocking.
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use crate::Host;
@@ -9,8 +10,10 @@ use crate::Host;
 pub enum Send {
     /// A framed request, as the host built it.
     Frame(Vec<u8>),
-    /// Ask the worker to stop request `id` (its execution timeout passed).
+    /// Ask the worker to stop request `id` (its timeout passed, or its stream was halted).
     Cancel(u64),
+    /// Stream `id`'s consumer took this many more chunks: the worker may send as many more.
+    Credit(u64, NonZeroU64),
     /// A health check with this request id.
     HealthCheck(u64),
 }
@@ -22,6 +25,8 @@ pub enum Failure<L> {
     QueueTimeout { waited: Duration },
     /// It ran past its execution timeout.
     Timeout { command: String, timeout: Duration },
+    /// A stream whose worker sent no chunk (nor its final reply) for this long while it could.
+    ChunkTimeout { command: String, timeout: Duration },
     /// Its worker went away while running it.
     Lost(L),
     /// The pool stopped first.

@@ -16,6 +16,8 @@
 //!   [`Rejected`], [`Deadline`], [`Completed`]).
 //! - [`queue`]: the global FIFO plus a strict and a hint FIFO per slot.
 //! - [`session`]: session affinity — the session → worker map and what each mode promises.
+//! - [`stream`]: streamed requests — chunks, credits (back-pressure), halting, the per-chunk
+//!   idle timeout.
 //! - [`slot`]: one place for a worker, and the request it runs.
 //! - [`effects`]: what a call decided — [`Effects`], [`Failure`], [`Event`].
 //! - [`outcome`]: how each accepted request ended, and the [`Counters`] derived from it.
@@ -32,6 +34,7 @@ pub mod queue;
 pub mod request;
 pub mod session;
 pub mod slot;
+pub mod stream;
 pub mod workers;
 
 pub use config::Config;
@@ -41,6 +44,7 @@ pub use outcome::{Counters, Outcome, Stats};
 pub use request::{Completed, Deadline, Rejected, Request, Submitted};
 pub use session::{Affinity, Binding, Session, SessionInfo};
 pub use slot::{SlotStatus, WorkerInfo};
+pub use stream::{Chunked, StreamRequest};
 pub use workers::Removed;
 
 /// The types the host (the NIF, or a test) plugs into the state machine.
@@ -53,4 +57,17 @@ pub trait Host {
     type Monitor;
     /// Why a worker's running request was lost (it crashed, it broke the protocol).
     type Loss: Clone;
+    /// Where a stream's chunks go (see `stream.rs`): handed out once per chunk, so cheap to
+    /// clone.
+    type Sink: Clone;
+
+    /// Whether `worker` takes stream credit (its handshake announced it): its streams then get
+    /// a credit window. Others stream without limit.
+    fn takes_credit(_worker: &Self::Worker) -> bool {
+        false
+    }
+
+    /// Writes the credit window `window` into a streamed request's frame, as it goes to a
+    /// worker that takes credit.
+    fn set_window(_frame: &mut Vec<u8>, _window: std::num::NonZeroU64) {}
 }

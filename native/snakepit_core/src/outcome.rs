@@ -24,10 +24,12 @@ pub enum Outcome {
     CallerGone,
     /// It waited for its session's worker (strict affinity), which went away; never ran.
     SessionWorkerGone,
+    /// A stream its consumer stopped early (or whose caller died while it ran).
+    Halted,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Completed,
         Outcome::WorkerError,
         Outcome::Timeout,
@@ -37,11 +39,15 @@ impl Outcome {
         Outcome::CircuitOpen,
         Outcome::CallerGone,
         Outcome::SessionWorkerGone,
+        Outcome::Halted,
     ];
 
     /// Answered with an error.
     pub fn is_error(self) -> bool {
-        !matches!(self, Outcome::Completed | Outcome::CallerGone)
+        !matches!(
+            self,
+            Outcome::Completed | Outcome::CallerGone | Outcome::Halted
+        )
     }
 }
 
@@ -51,7 +57,11 @@ pub struct Counters {
     /// Accepted requests.
     pub requests: u64,
     /// Per outcome, indexed as [`Outcome::ALL`].
-    pub outcomes: [u64; 9],
+    pub outcomes: [u64; 10],
+    /// Accepted requests that were streamed (counted in `requests` too).
+    pub streams: u64,
+    /// Stream chunks received from workers.
+    pub chunks: u64,
     /// Rejected at submit: the queue was full.
     pub pool_saturated: u64,
     /// Rejected at submit: the circuit was open and no worker ran.

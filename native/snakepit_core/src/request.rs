@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::effects::Failure;
 use crate::queue::Waiting;
 use crate::session::Session;
+use crate::stream::StreamRequest;
 use crate::Host;
 
 /// A request to run, framed by the host with its id.
@@ -17,6 +18,8 @@ pub struct Request<H: Host> {
     pub timeout: Duration,
     /// The session it belongs to, if any, and how strictly it keeps to the session's worker.
     pub session: Option<Session>,
+    /// Set for a streamed request (see `stream.rs`).
+    pub stream: Option<StreamRequest<H>>,
 }
 
 impl<H: Host> std::fmt::Debug for Request<H> {
@@ -26,6 +29,7 @@ impl<H: Host> std::fmt::Debug for Request<H> {
             .field("command", &self.command)
             .field("timeout", &self.timeout)
             .field("session", &self.session)
+            .field("stream", &self.stream.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +92,7 @@ pub struct Queued<H: Host> {
     pub timeout: Duration,
     pub monitor: Option<H::Monitor>,
     pub session: Option<Session>,
+    pub stream: Option<StreamRequest<H>>,
     /// Its place in submit order (see `queue.rs`).
     pub seq: u64,
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::stream::Stream;
 use crate::Host;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -38,16 +39,49 @@ pub struct InFlight<H: Host> {
     pub submitted: Instant,
     pub dispatched: Instant,
     pub timeout: Duration,
-    /// When its execution timeout passed: the worker then has the cancel grace to answer.
+    /// When its execution timeout passed (or, for a stream, its idle timeout, or it was halted):
+    /// the worker then has the cancel grace to answer.
     pub expired_at: Option<Instant>,
     pub cancel_sent: bool,
     /// The worker was killed for not answering (once).
     pub killed: bool,
+    /// Set for a streamed request.
+    pub stream: Option<Stream<H>>,
 }
 
 impl<H: Host> InFlight<H> {
+    /// A request (not a health check) starting now on its worker.
+    pub(crate) fn request(
+        id: u64,
+        command: String,
+        reply: H::Reply,
+        submitted: Instant,
+        now: Instant,
+        timeout: Duration,
+        stream: Option<Stream<H>>,
+    ) -> Self {
+        InFlight {
+            id,
+            kind: Kind::Request,
+            command,
+            reply: Some(reply),
+            submitted,
+            dispatched: now,
+            timeout,
+            expired_at: None,
+            cancel_sent: false,
+            killed: false,
+            stream,
+        }
+    }
+
+    /// When it times out: its execution timeout, or sooner a stream's idle timeout.
     pub fn deadline(&self) -> Instant {
-        self.dispatched + self.timeout
+        let whole = self.dispatched + self.timeout;
+        match self.stream.as_ref().and_then(Stream::idle_deadline) {
+            Some(idle) => idle.min(whole),
+            None => whole,
+        }
     }
 
     /// Running with no outcome yet.

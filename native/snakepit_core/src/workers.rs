@@ -131,7 +131,8 @@ impl<H: Host> Dispatch<H> {
         } else {
             SlotStatus::Starting
         };
-        if let Some(reply) = slot.inflight.take().and_then(|inflight| inflight.reply) {
+        let running = slot.inflight.take();
+        if let Some(reply) = running.and_then(|inflight| inflight.leave(&mut effects)) {
             self.counters.record(Outcome::Lost, None);
             effects.failures.push((reply, Failure::Lost(loss)));
         }
@@ -165,7 +166,8 @@ impl<H: Host> Dispatch<H> {
             effects.failures.push((queued.reply, Failure::Shutdown));
         }
         for slot in &mut self.slots {
-            if let Some(reply) = slot.inflight.take().and_then(|inflight| inflight.reply) {
+            let running = slot.inflight.take();
+            if let Some(reply) = running.and_then(|inflight| inflight.leave(&mut effects)) {
                 self.counters.record(Outcome::Shutdown, None);
                 effects.failures.push((reply, Failure::Shutdown));
             }

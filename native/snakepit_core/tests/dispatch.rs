@@ -210,10 +210,10 @@ fn a_caller_that_dies_while_queued_is_dropped() {
     d.submit(request(1, 1000), clock.at(0)).unwrap();
     d.submit(request(2, 1000), clock.at(0)).unwrap();
     d.attach_monitor(2, 9).unwrap();
-    let effects = d.caller_down(|m| *m == 9);
+    let effects = d.caller_down(|m| *m == 9, clock.at(0));
     assert_eq!((effects.withdrawn, effects.demonitors), (vec![2], vec![9]));
     assert_eq!(effects.events, vec![Event::CallerGone { request: 2 }]);
-    assert!(d.caller_down(|m| *m == 9).is_empty());
+    assert!(d.caller_down(|m| *m == 9, clock.at(0)).is_empty());
     let (_, effects) = d.on_reply(0, 100, 1, false, clock.at(1));
     assert!(effects.sends.is_empty());
     assert_eq!(d.stats().counters.outcome(Outcome::CallerGone), 1);

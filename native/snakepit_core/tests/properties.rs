@@ -16,7 +16,16 @@
 //! - a hint request of a session bound to an idle worker runs there at once;
 //! - no request but a strict one waits while a worker is idle;
 //! - requests without a session reach workers in FIFO order;
-//! - a session's reported worker is always installed, and a forgotten session has none.
+//! - a session's reported worker is always installed, and a forgotten session has none;
+//!
+//! and, with streams mixed in (`stream.rs`: chunks, acknowledgements, halts, dying callers,
+//! idle timeouts):
+//!
+//! - every stream gets exactly one end (a final reply, a failure, or its halt), and no chunk
+//!   reaches its sink after it;
+//! - a stream carries a window exactly when its worker takes credit;
+//! - credit sent never exceeds the chunks acknowledged (so chunks ≤ window + acknowledged);
+//! - a halted stream's worker gets new work only after its final reply.
 
 mod common;
 
@@ -24,7 +33,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use common::*;
 use proptest::prelude::*;
-use snakepit_core::{Affinity, Completed, Config, Deadline, Outcome, Rejected, Send, Submitted};
+use snakepit_core::{
+    Affinity, Chunked, Completed, Config, Deadline, Outcome, Rejected, Send, Submitted,
+};
 
 const AFFINITIES: [Affinity; 3] = [
     Affinity::Hint,
@@ -66,6 +77,25 @@ enum Op {
     StartResolves {
         ok: bool,
     },
+    SubmitStream {
+        timeout_ms: u64,
+        window: u64,
+        chunk_timeout_ms: Option<u64>,
+    },
+    /// The worker of `slot` sends a chunk of the stream it runs (as its window allows); with
+    /// `rogue`, whatever it runs.
+    Chunk {
+        slot: usize,
+        rogue: bool,
+    },
+    /// The consumer of a stream takes up to `k` of the chunks it got.
+    Ack {
+        pick: usize,
+        k: u64,
+    },
+    Halt {
+        pick: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -80,6 +110,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..64).prop_map(|pick| Op::CallerDown { pick }),
         1 => (0usize..6).prop_map(|slot| Op::Crash { slot }),
         2 => proptest::bool::weighted(0.7).prop_map(|ok| Op::StartResolves { ok }),
+        2 => (1u64..3000, 1u64..5, proptest::option::of(50u64..1500)).prop_map(
+            |(timeout_ms, window, chunk_timeout_ms)| Op::SubmitStream { timeout_ms, window, chunk_timeout_ms }
+        ),
+        5 => (0usize..6, proptest::bool::weighted(0.03)).prop_map(|(slot, rogue)| Op::Chunk { slot, rogue }),
+        3 => (0usize..64, 1u64..4).prop_map(|(pick, k)| Op::Ack { pick, k }),
+        1 => (0usize..64).prop_map(|pick| Op::Halt { pick }),
     ]
 }
 
@@ -117,6 +153,21 @@ struct Model {
     session_of: HashMap<u64, String>,
     bindings: HashMap<String, (u64, u64)>,
     session_ttl_ms: u64,
+    /// Streams by request id.
+    streams: BTreeMap<u64, StreamModel>,
+    /// Requests dropped with their caller while they waited.
+    gone: BTreeSet<u64>,
+}
+
+/// What the model knows of one stream.
+#[derive(Debug, Default)]
+struct StreamModel {
+    window: u64,
+    /// The window its frame carried, once sent to a worker.
+    window_sent: Option<Option<u64>>,
+    delivered: u64,
+    acked: u64,
+    credited: u64,
 }
 
 impl Model {
@@ -148,6 +199,8 @@ impl Model {
             session_of: HashMap::new(),
             bindings: HashMap::new(),
             session_ttl_ms,
+            streams: BTreeMap::new(),
+            gone: BTreeSet::new(),
         };
         model.carry_out(effects);
         model
@@ -196,7 +249,25 @@ impl Model {
                         waited < self.queue_timeout_ms,
                         "request {id} reached a worker after waiting {waited} ms"
                     );
+                    if let Some(stream) = self.streams.get_mut(&id) {
+                        let expected = (worker % 2 == 0).then_some(stream.window);
+                        assert_eq!(frame_window(&frame), expected, "stream {id}'s window");
+                        stream.window_sent = Some(expected);
+                    } else {
+                        assert_eq!(frame_window(&frame), None, "a window for a call");
+                    }
                     self.outstanding.insert(worker, id);
+                }
+                Send::Credit(id, k) => {
+                    assert!(!self.answers.contains_key(&id), "credit after {id}'s end");
+                    assert_eq!(self.outstanding.get(&worker), Some(&id), "credit elsewhere");
+                    let stream = self.streams.get_mut(&id).expect("credit for a stream");
+                    assert!(
+                        stream.window_sent.flatten().is_some(),
+                        "credit without window"
+                    );
+                    stream.credited += k.get();
+                    assert!(stream.credited <= stream.acked, "{id}: {stream:?}");
                 }
                 Send::HealthCheck(id) => {
                     assert!(
@@ -212,6 +283,9 @@ impl Model {
         for (id, _) in effects.failures {
             self.answer(id);
         }
+        // A removed monitor never fires.
+        self.monitors
+            .retain(|_, monitor| !effects.demonitors.contains(monitor));
         for worker in effects.kills.into_iter().chain(effects.closes) {
             // A killed or closed worker exits: the reader reports it gone.
             if let Some(slot) = self.installed.remove(&worker) {
@@ -339,27 +413,30 @@ impl Model {
         }
     }
 
+    /// An accepted request: sent to its worker, or waiting with its caller monitored.
+    fn accept(&mut self, id: u64, submitted: Submitted<T>) {
+        self.accepted.insert(id, self.now);
+        match submitted {
+            Submitted::Run { worker, frame } => {
+                let mut effects = E::default();
+                effects.sends.push((worker, Send::Frame(frame)));
+                self.carry_out(effects);
+            }
+            Submitted::Queued => {
+                self.waiting.insert(id, false);
+                self.dispatch.attach_monitor(id, id).unwrap();
+                self.monitors.insert(id, id);
+            }
+        }
+    }
+
     fn step(&mut self, op: Op) {
         match op {
             Op::Submit { timeout_ms } => {
                 let id = self.next_id;
                 self.next_id += 1;
                 if let Ok(submitted) = self.dispatch.submit(request(id, timeout_ms), self.at()) {
-                    {
-                        self.accepted.insert(id, self.now);
-                        match submitted {
-                            Submitted::Run { worker, frame } => {
-                                let mut effects = E::default();
-                                effects.sends.push((worker, Send::Frame(frame)));
-                                self.carry_out(effects);
-                            }
-                            Submitted::Queued => {
-                                self.waiting.insert(id, false);
-                                self.dispatch.attach_monitor(id, id).unwrap();
-                                self.monitors.insert(id, id);
-                            }
-                        }
-                    }
+                    self.accept(id, submitted);
                 }
             }
             Op::SubmitInSession { session, mode } => self.submit_in_session(session, mode),
@@ -425,10 +502,116 @@ impl Model {
                     return;
                 };
                 self.monitors.remove(&id);
-                if !self.dispatch.caller_down(|m| *m == monitor).is_empty() {
+                let effects = self.dispatch.caller_down(|m| *m == monitor, self.at());
+                if effects.withdrawn == [id] {
                     assert!(!self.answers.contains_key(&id));
-                    self.waiting.remove(&id);
+                    if self.waiting.remove(&id).is_some() {
+                        self.gone.insert(id);
+                    } else {
+                        // A running stream is halted: that is its end.
+                        assert!(self.streams.contains_key(&id));
+                        self.answer(id);
+                    }
+                } else {
+                    assert!(effects.withdrawn.is_empty());
                 }
+                self.carry_out(effects);
+            }
+            Op::SubmitStream {
+                timeout_ms,
+                window,
+                chunk_timeout_ms,
+            } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let request = streamed(id, timeout_ms, window, chunk_timeout_ms);
+                self.streams.insert(
+                    id,
+                    StreamModel {
+                        window,
+                        ..Default::default()
+                    },
+                );
+                let Ok(submitted) = self.dispatch.submit(request, self.at()) else {
+                    self.streams.remove(&id);
+                    return self.check_identity();
+                };
+                let running = matches!(submitted, Submitted::Run { .. });
+                self.accept(id, submitted);
+                // A stream's caller is monitored while it runs too.
+                if running {
+                    self.dispatch.attach_monitor(id, id).unwrap();
+                    self.monitors.insert(id, id);
+                }
+            }
+            Op::Chunk { slot, rogue } => {
+                let Some((&uid, _)) = self.installed.iter().find(|(_, &s)| s == slot) else {
+                    return;
+                };
+                let Some(&id) = self.outstanding.get(&uid) else {
+                    return;
+                };
+                let chunked = match self.streams.get(&id) {
+                    Some(stream) => {
+                        let window = stream.window_sent.flatten();
+                        if window.is_some_and(|w| stream.delivered >= w + stream.credited) {
+                            return;
+                        }
+                        self.dispatch.on_chunk(slot, uid, id, self.at())
+                    }
+                    None if rogue => self.dispatch.on_chunk(slot, uid, id, self.at()),
+                    None => return,
+                };
+                match chunked {
+                    Chunked::Deliver(sink) => {
+                        assert_eq!(sink, id);
+                        assert!(!self.answers.contains_key(&id), "chunk after {id}'s end");
+                        self.streams.get_mut(&id).unwrap().delivered += 1;
+                    }
+                    Chunked::Discard => {
+                        assert!(self.answers.contains_key(&id), "{id}'s chunk dropped");
+                        self.streams.get_mut(&id).unwrap().delivered += 1;
+                    }
+                    Chunked::Unexpected(_) if !self.streams.contains_key(&id) => {
+                        self.installed.remove(&uid);
+                        self.outstanding.remove(&uid);
+                        let (_, effects) =
+                            self.dispatch.worker_down(slot, uid, "broken", self.at());
+                        self.carry_out(effects);
+                    }
+                    other => panic!("chunk of stream {id}: {other:?}"),
+                }
+            }
+            Op::Ack { pick, k } => {
+                let count = self.streams.len().max(1);
+                let Some((&id, stream)) = self.streams.iter_mut().nth(pick % count) else {
+                    return;
+                };
+                let k = k.min(stream.delivered - stream.acked);
+                if k == 0 {
+                    return;
+                }
+                stream.acked += k;
+                let effects = self.dispatch.stream_ack(id, k, self.at());
+                self.carry_out(effects);
+            }
+            Op::Halt { pick } => {
+                let Some(&id) = self.streams.keys().nth(pick % self.streams.len().max(1)) else {
+                    return;
+                };
+                let effects = self.dispatch.halt(id, self.at());
+                if effects.withdrawn == [id] {
+                    self.answer(id);
+                } else {
+                    assert!(effects.withdrawn.is_empty());
+                    assert!(
+                        !self.accepted.contains_key(&id)
+                            || self.answers.contains_key(&id)
+                            || self.gone.contains(&id),
+                        "halting {id}, which has no end yet, did nothing"
+                    );
+                }
+                self.carry_out(effects);
             }
             Op::Crash { slot } => {
                 let Some((&uid, _)) = self.installed.iter().find(|(_, &s)| s == slot) else {

@@ -8,6 +8,10 @@ rustler::atoms! {
     true_ = "true",
     false_ = "false",
 
+    // stream messages (`stream.rs`)
+    chunk,
+    done,
+
     // check_deadline answers
     wait,
     expired,
@@ -30,6 +34,7 @@ rustler::atoms! {
     invalid_result,
     worker_busy,
     session_worker_unavailable,
+    streaming_not_supported,
 
     // messages to the pool's owner process
     snakepit_event,

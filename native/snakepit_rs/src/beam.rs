@@ -61,6 +61,8 @@ impl BeamProcess {
             Send::HealthCheck(id) => deliver::send(env, &self.pid, move |env| {
                 (atoms::snakepit_health_check(), id).encode(env)
             }),
+            // A BEAM worker never streams (its pool refuses streams), so it gets no credit.
+            Send::Credit(..) => {}
         }
     }
 

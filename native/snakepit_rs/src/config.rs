@@ -52,6 +52,12 @@ pub struct PoolConfig {
     pub affinity: Affinity,
     /// A session's binding to its worker expires after this long unused (0: never).
     pub session_ttl_ms: u64,
+    /// Credit window of streams: chunks a worker may send beyond those its consumer took.
+    pub stream_window: u64,
+    /// Default whole-stream timeout.
+    pub stream_timeout_ms: u64,
+    /// Default longest wait for a stream's next chunk (0: none).
+    pub chunk_timeout_ms: u64,
 }
 
 /// A session affinity mode, as the atoms `:hint`, `:strict_queue`, `:strict_fail_fast`.

@@ -20,6 +20,10 @@ pub enum PoolError {
     QueueTimeout { waited_ms: u64 },
     #[error("command {command:?} did not finish within {timeout_ms} ms")]
     Timeout { command: String, timeout_ms: u64 },
+    #[error("streaming command {command:?} sent nothing for {timeout_ms} ms (:chunk_timeout)")]
+    ChunkTimeout { command: String, timeout_ms: u64 },
+    #[error("{0}")]
+    StreamingNotSupported(String),
     #[error("worker {worker_id} exited while running the request ({exit})")]
     WorkerCrashed { worker_id: String, exit: String },
     #[error("worker {worker_id} broke the protocol: {detail}")]
@@ -51,7 +55,8 @@ impl PoolError {
             PoolError::ArgsTooLarge { .. } => atoms::args_too_large(),
             PoolError::PoolSaturated { .. } => atoms::pool_saturated(),
             PoolError::QueueTimeout { .. } => atoms::queue_timeout(),
-            PoolError::Timeout { .. } => atoms::timeout(),
+            PoolError::Timeout { .. } | PoolError::ChunkTimeout { .. } => atoms::timeout(),
+            PoolError::StreamingNotSupported(_) => atoms::streaming_not_supported(),
             PoolError::WorkerCrashed { .. } => atoms::worker_crashed(),
             PoolError::ProtocolError { .. } => atoms::protocol_error(),
             PoolError::PoolNotInitialized(_) => atoms::pool_not_initialized(),
@@ -82,20 +87,23 @@ impl PoolError {
             PoolError::QueueTimeout { waited_ms } => {
                 Term::map_new(env).map_put("waited_ms", *waited_ms).unwrap()
             }
-            PoolError::Timeout { timeout_ms, .. } => Term::map_new(env)
-                .map_put("timeout_ms", *timeout_ms)
-                .unwrap(),
+            PoolError::Timeout { timeout_ms, .. } | PoolError::ChunkTimeout { timeout_ms, .. } => {
+                Term::map_new(env)
+                    .map_put("timeout_ms", *timeout_ms)
+                    .unwrap()
+            }
             _ => Term::map_new(env),
         };
         (self.reason(), self.to_string(), details).encode(env)
     }
 
-    /// A worker's error reply: unknown commands get their own reason.
+    /// A worker's error reply: unknown commands, and streams of tools that do not stream, get
+    /// their own reasons.
     pub fn from_worker(error: WorkerError) -> Self {
-        if error.kind == "UnknownCommand" {
-            PoolError::UnknownCommand(error)
-        } else {
-            PoolError::WorkerError(error)
+        match error.kind.as_str() {
+            "UnknownCommand" => PoolError::UnknownCommand(error),
+            "StreamingNotSupported" => PoolError::StreamingNotSupported(error.message),
+            _ => PoolError::WorkerError(error),
         }
     }
 }
@@ -107,6 +115,10 @@ impl From<Failure<PoolError>> for PoolError {
                 waited_ms: waited.as_millis() as u64,
             },
             Failure::Timeout { command, timeout } => PoolError::Timeout {
+                command,
+                timeout_ms: timeout.as_millis() as u64,
+            },
+            Failure::ChunkTimeout { command, timeout } => PoolError::ChunkTimeout {
                 command,
                 timeout_ms: timeout.as_millis() as u64,
             },

@@ -6,7 +6,7 @@
 //! (wire protocol v1, both directions). Nothing calls into the BEAM while a Rust lock is held.
 //!
 //! - [`nif`]: the entry points `Snakepit.Native` binds (`nif/pool.rs`, `nif/request.rs`,
-//!   `nif/session.rs`, `nif/beam.rs`, `nif/codec.rs`); thin: decode, call the pool, encode.
+//!   `nif/stream.rs`, `nif/session.rs`, `nif/beam.rs`, `nif/codec.rs`); thin: decode, call the pool, encode.
 //! - [`pool`]: the core's `Dispatch` behind one mutex, and the carrying out of its effects after
 //!   unlocking (frames, replies, signals, monitors, jobs for the supervisor). The pool is the
 //!   resource Elixir holds; [`resource`] has its `down` callback, which only posts a job.
@@ -23,6 +23,7 @@
 //!   [`processes`]: the pool's live processes, for stop.
 //! - [`codec`]: Elixir terms ↔ JSON.
 //! - [`reply`]: delivering outcomes to callers, with each pool's reusable environments;
+//!   [`stream`]: a stream's chunks and end, in order, to its caller;
 //!   [`events`]: messages to the pool's owner.
 //! - [`error`]: errors with the reason atoms of `Snakepit.Error`; [`atoms`]: atoms.
 //! - [`registry`]: the run's pid file, read by `Snakepit.ProcessRegistry` at the next start.
@@ -47,6 +48,7 @@ pub mod reply;
 pub mod request_pipe;
 pub mod resource;
 pub mod runtime;
+pub mod stream;
 pub mod supervisor;
 pub mod watchdog;
 pub mod worker;

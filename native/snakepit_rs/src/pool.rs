@@ -15,8 +15,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 use snakepit_core::{
-    Completed, Deadline, Dispatch, Effects, Event, Host, Rejected, Removed, Request, SessionInfo,
-    Stats, Submitted, WorkerInfo,
+    Chunked, Completed, Deadline, Dispatch, Effects, Event, Host, Rejected, Removed, Request,
+    SessionInfo, Stats, Submitted, WorkerInfo,
 };
 
 use crate::atoms;
@@ -26,6 +26,7 @@ use crate::error::PoolError;
 use crate::events::Owner;
 use crate::processes::Processes;
 use crate::reply::{ReplyTo, Spares};
+use crate::stream::StreamSink;
 use crate::worker::WorkerHandle;
 
 use snakepit_core::workers::NotWanted;
@@ -42,9 +43,19 @@ impl Host for Nif {
     type Reply = ReplyTo;
     type Monitor = CallerMonitor;
     type Loss = PoolError;
+    type Sink = std::sync::Arc<StreamSink>;
+
+    fn takes_credit(worker: &Worker) -> bool {
+        worker.takes_credit()
+    }
+
+    fn set_window(frame: &mut Vec<u8>, window: std::num::NonZeroU64) {
+        crate::stream::set_window(frame, window);
+    }
 }
 
-/// A queued caller's monitor, with the pool it was set on so it can be removed from any thread.
+/// The monitor of a caller whose request waits in the queue (or whose stream runs), with the
+/// pool it was set on so it can be removed from any thread.
 pub struct CallerMonitor {
     pub pool: PoolRef,
     pub monitor: Monitor,
@@ -54,7 +65,7 @@ pub struct CallerMonitor {
 pub enum Job {
     /// Start a worker in this slot.
     Start(usize),
-    /// A queued caller died.
+    /// A monitored caller died (its request waited, or its stream ran).
     CallerDown(Monitor),
     /// The owner died: stop everything.
     OwnerDown,
@@ -165,6 +176,23 @@ impl Pool {
         completed
     }
 
+    /// A worker's chunk of stream `id`: where to send it, or why not (see `Chunked`).
+    pub fn on_chunk(&self, slot: usize, uid: u64, id: u64) -> Chunked<std::sync::Arc<StreamSink>> {
+        self.decide(|dispatch, now| dispatch.on_chunk(slot, uid, id, now))
+    }
+
+    /// The caller of stream `id` took `taken` more chunks: its worker gets credit.
+    pub fn stream_ack(&self, env: Env, id: u64, taken: u64) {
+        let effects = self.decide(|dispatch, now| dispatch.stream_ack(id, taken, now));
+        self.apply(effects, Some(env));
+    }
+
+    /// The caller of stream `id` stops it: no more messages; its worker is sent a cancel.
+    pub fn halt(&self, env: Env, id: u64) {
+        let effects = self.decide(|dispatch, now| dispatch.halt(id, now));
+        self.apply(effects, Some(env));
+    }
+
     pub fn worker_up(
         &self,
         slot: usize,
@@ -190,11 +218,12 @@ impl Pool {
         removed
     }
 
+    /// A caller we monitor died: its queued request is dropped, its running stream halted.
     /// (Comparing monitors, `enif_compare_monitors`, is the one BEAM call made under the lock: it
     /// only compares bytes, takes no lock of the BEAM's and cannot block.)
     pub fn caller_down(&self, monitor: Monitor) {
         let effects =
-            self.decide(|dispatch, _| dispatch.caller_down(|queued| queued.monitor == monitor));
+            self.decide(|dispatch, now| dispatch.caller_down(|m| m.monitor == monitor, now));
         self.apply(effects, None);
     }
 
@@ -295,8 +324,7 @@ impl Pool {
         // In a NIF call (a BEAM worker's reply, a stop) the calling process sends them.
         if let Some(env) = env.filter(|_| rustler::thread::is_scheduler_thread()) {
             for (reply, error) in failures.drain(..) {
-                let outcome = (atoms::error(), error.to_term(env)).encode(env);
-                reply.send_from(env, &self.spares, outcome);
+                reply.fail(Some(env), &self.spares, &error);
             }
         }
         if failures.is_empty() && events.is_empty() {

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use rustler::Encoder;
 use tokio::sync::oneshot;
 
-use snakepit_core::{Completed, Removed};
+use snakepit_core::{Chunked, Completed, Removed};
 use snakepit_protocol::frame::FrameDecoder;
 use snakepit_protocol::handshake::{parse_handshake, Handshake, PROTOCOL_VERSION};
 use snakepit_protocol::reply::{parse_reply, Reply};
@@ -163,10 +163,16 @@ impl Reader {
     fn reply(&self, frame: &[u8]) -> Result<(), String> {
         let (id, reply) = parse_reply(frame).map_err(|violation| violation.to_string())?;
         let id = u64::try_from(id).map_err(|_| format!("reply carries invalid id {id}"))?;
-        if let Reply::Chunk(_) = reply {
-            return Err(format!(
-                "stream chunk for request {id}, which asked for no stream"
-            ));
+        if let Reply::Chunk(chunk) = reply {
+            // Straight to the caller; only a stream's worker may send one (the core checks).
+            return match self.pool.on_chunk(self.slot, self.handle.uid, id) {
+                Chunked::Deliver(sink) => {
+                    sink.chunk(&self.pool.spares, &chunk);
+                    Ok(())
+                }
+                Chunked::Discard | Chunked::Stale => Ok(()),
+                Chunked::Unexpected(detail) => Err(detail),
+            };
         }
         let failed = matches!(reply, Reply::Error(_));
         match self

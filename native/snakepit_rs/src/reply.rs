@@ -1,4 +1,7 @@
-//! Delivery of a request's outcome to the process that submitted it, as `{tag, outcome}`.
+//! Delivery of a request's outcome to the process that submitted it, as `{tag, outcome}` — or,
+//! for a stream, through its sink (`stream.rs`).
+
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rustler::env::SavedTerm;
@@ -7,6 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::atoms;
 use crate::error::PoolError;
+use crate::stream::StreamSink;
 
 /// Cleared environments of one pool, kept for reuse: allocating and freeing one per request
 /// shows in profiles of the hot path.
@@ -16,12 +20,12 @@ pub struct Spares(Mutex<Vec<OwnedEnv>>);
 const MAX_SPARES: usize = 256;
 
 impl Spares {
-    fn take(&self) -> OwnedEnv {
+    pub(crate) fn take(&self) -> OwnedEnv {
         self.0.lock().pop().unwrap_or_default()
     }
 
     /// Keeps a cleared environment for reuse.
-    fn give(&self, env: OwnedEnv) {
+    pub(crate) fn give(&self, env: OwnedEnv) {
         let mut spares = self.0.lock();
         if spares.len() < MAX_SPARES {
             spares.push(env);
@@ -29,9 +33,16 @@ impl Spares {
     }
 }
 
-/// Where a request's outcome goes. Holds its own environment so the caller's tag (a reference made
-/// by the caller just before submitting) survives until the reply is built on a worker's thread.
-pub struct ReplyTo {
+/// Where a request's outcome goes: a call's caller, or a stream's sink, which has sent its
+/// chunks before.
+pub enum ReplyTo {
+    Call(CallReply),
+    Stream(Arc<StreamSink>),
+}
+
+/// A call's caller. Holds its own environment so the caller's tag (a reference made by the
+/// caller just before submitting) survives until the reply is built on a worker's thread.
+pub struct CallReply {
     pid: LocalPid,
     env: OwnedEnv,
     tag: SavedTerm,
@@ -41,7 +52,20 @@ impl ReplyTo {
     pub fn new(spares: &Spares, pid: LocalPid, tag: Term) -> Self {
         let env = spares.take();
         let tag = env.save(tag);
-        ReplyTo { pid, env, tag }
+        ReplyTo::Call(CallReply { pid, env, tag })
+    }
+
+    /// Sends the outcome of a request that failed; `env` is the calling NIF's environment when
+    /// on a scheduler thread.
+    pub fn fail(self, env: Option<Env>, spares: &Spares, error: &PoolError) {
+        match (self, env.filter(|_| rustler::thread::is_scheduler_thread())) {
+            (ReplyTo::Stream(sink), env) => sink.fail(env, Some(spares), error),
+            (call, Some(env)) => {
+                let outcome = (atoms::error(), error.to_term(env)).encode(env);
+                call.send_from(env, spares, outcome);
+            }
+            (call, None) => call.send_error(Some(spares), error),
+        }
     }
 
     /// Sends `{tag, {:ok_json, json}}`, or `{tag, {:ok, nil}}` for a `null` result. The caller
@@ -49,7 +73,12 @@ impl ReplyTo {
     /// heap, instead of here and again by the copy `enif_send` makes; and the BEAM cannot build
     /// large (hashed) maps from a thread it does not manage.
     pub fn send_ok(self, spares: &Spares, result: Option<&RawValue>) {
-        self.send(Some(spares), |env| match result {
+        let call = match self {
+            ReplyTo::Call(call) => call,
+            // A stream's final success carries no result.
+            ReplyTo::Stream(sink) => return sink.done(Some(spares)),
+        };
+        call.send(Some(spares), |env| match result {
             None => (atoms::ok(), atoms::nil()).encode(env),
             Some(raw) => {
                 let mut binary = NewBinary::new(env, raw.get().len());
@@ -62,37 +91,51 @@ impl ReplyTo {
 
     /// Sends `{tag, {:error, {reason, message, details}}}`.
     pub fn send_error(self, spares: Option<&Spares>, error: &PoolError) {
-        self.send(spares, |env| {
+        let call = match self {
+            ReplyTo::Call(call) => call,
+            ReplyTo::Stream(sink) => return sink.fail(None, spares, error),
+        };
+        call.send(spares, |env| {
             (atoms::error(), error.to_term(env)).encode(env)
         });
     }
 
     /// A reply that will never be sent: its environment is cleared and kept for reuse.
     pub fn recycle(self, spares: &Spares) {
-        let ReplyTo { mut env, .. } = self;
-        env.clear();
-        spares.give(env);
+        match self {
+            ReplyTo::Call(CallReply { mut env, .. }) => {
+                env.clear();
+                spares.give(env);
+            }
+            ReplyTo::Stream(sink) => sink.close(),
+        }
     }
 
     /// Sends `{tag, outcome}` from a NIF call's environment (a BEAM worker answering, on a
     /// scheduler thread, where an owned environment cannot send): the tag is copied into `env`.
     pub fn send_from<'a>(self, env: Env<'a>, spares: &Spares, outcome: Term<'a>) {
-        let ReplyTo {
+        let CallReply {
             pid,
             env: mut owned,
             tag,
-        } = self;
+        } = match self {
+            ReplyTo::Call(call) => call,
+            // Streams run on worker processes only (a BEAM worker's pool refuses them).
+            ReplyTo::Stream(sink) => return sink.close(),
+        };
         let tag = owned.run(|owned_env| tag.load(owned_env).in_env(env));
         let _ = env.send(&pid, (tag, outcome).encode(env));
         owned.clear();
         spares.give(owned);
     }
+}
 
+impl CallReply {
     /// Must run on a thread the BEAM does not manage (`enif_send` rules); a dead caller is fine.
     /// The environment goes back to `spares` when given.
     fn send(self, spares: Option<&Spares>, outcome: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
         debug_assert!(!rustler::thread::is_scheduler_thread());
-        let ReplyTo { pid, mut env, tag } = self;
+        let CallReply { pid, mut env, tag } = self;
         let _ = env.send_and_clear(&pid, move |env| {
             let tag = tag.load(env);
             (tag, outcome(env)).encode(env)

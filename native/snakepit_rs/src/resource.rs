@@ -1,6 +1,6 @@
 //! The pool as the resource Elixir holds. It monitors the pool's owner (when the owner dies,
-//! however it dies, the workers are stopped) and callers waiting in the queue (when one dies, its
-//! request is dropped). The callback runs on a scheduler thread: it only posts a job to the
+//! however it dies, the workers are stopped), callers waiting in the queue (when one dies, its
+//! request is dropped) and callers of running streams (when one dies, its stream is halted). The callback runs on a scheduler thread: it only posts a job to the
 //! pool's supervisor, never takes a lock.
 
 use rustler::{Env, LocalPid, Monitor};

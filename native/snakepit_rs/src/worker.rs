@@ -13,9 +13,11 @@ use std::sync::Arc;
 use rustler::{Env, LocalPid};
 
 use snakepit_core::Send;
-use snakepit_protocol::handshake::{Handshake, CONTROL_HEARTBEAT, CONTROL_SESSION_END};
+use snakepit_protocol::handshake::{
+    Handshake, CONTROL_CREDIT, CONTROL_HEARTBEAT, CONTROL_SESSION_END,
+};
 use snakepit_protocol::request::{
-    encode_cancel, encode_heartbeat, encode_request, encode_session_end, RequestHead,
+    encode_cancel, encode_credit, encode_heartbeat, encode_request, encode_session_end, RequestHead,
 };
 
 use crate::beam::BeamProcess;
@@ -50,6 +52,9 @@ pub struct WorkerHandle {
     /// Whether the worker's handshake announced session-end frames (it keeps per-session
     /// state). Set with `heartbeat`.
     session_end: AtomicBool,
+    /// Whether the worker's handshake announced stream credit: its streams then get a window,
+    /// and credit frames where its cancel frames go. Set with `heartbeat`.
+    credit: AtomicBool,
 }
 
 /// Where a worker's requests go.
@@ -84,6 +89,7 @@ impl WorkerHandle {
             heartbeat: AtomicBool::new(false),
             control_fd: AtomicBool::new(false),
             session_end: AtomicBool::new(false),
+            credit: AtomicBool::new(false),
         }
     }
 
@@ -95,6 +101,13 @@ impl WorkerHandle {
         self.control_fd.store(control_fd, Ordering::Release);
         let session_end = handshake.accepts_control(CONTROL_SESSION_END);
         self.session_end.store(session_end, Ordering::Release);
+        let credit = handshake.accepts_control(CONTROL_CREDIT);
+        self.credit.store(credit, Ordering::Release);
+    }
+
+    /// Whether the worker's streams get a credit window (`snakepit_core::stream`).
+    pub fn takes_credit(&self) -> bool {
+        self.credit.load(Ordering::Acquire)
     }
 
     /// Whether health checks reach this worker as heartbeat frames.
@@ -118,7 +131,7 @@ impl WorkerHandle {
         }
     }
 
-    /// Hands the worker a request, a cancel or a health check. `env` is the calling NIF's
+    /// Hands the worker a request, a cancel, a stream credit or a health check. `env` is the calling NIF's
     /// environment when on a BEAM thread (a BEAM worker's message is sent from it).
     pub fn send(&self, env: Option<Env>, send: Send) {
         match &self.endpoint {
@@ -131,6 +144,10 @@ impl WorkerHandle {
                     control.send(encode_cancel(id))
                 }
                 Send::Cancel(id) => requests.send(encode_cancel(id)),
+                Send::Credit(id, credit) if self.control_fd.load(Ordering::Acquire) => {
+                    control.send(encode_credit(id, credit))
+                }
+                Send::Credit(id, credit) => requests.send(encode_credit(id, credit)),
                 Send::HealthCheck(id) if self.takes_heartbeats() => {
                     requests.send(encode_heartbeat(id))
                 }
@@ -289,6 +306,7 @@ pub fn spawn(config: &PoolConfig, uid: u64) -> io::Result<Spawned> {
         heartbeat: AtomicBool::new(false),
         control_fd: AtomicBool::new(false),
         session_end: AtomicBool::new(false),
+        credit: AtomicBool::new(false),
     });
     Ok(Spawned {
         handle,

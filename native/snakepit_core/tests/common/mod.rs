@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use snakepit_core::{Affinity, Config, Dispatch, Effects, Host, Request, Session};
+use std::num::NonZeroU64;
+
+use snakepit_core::{Affinity, Config, Dispatch, Effects, Host, Request, Session, StreamRequest};
 
 pub struct T;
 
@@ -17,6 +19,18 @@ impl Host for T {
     /// The monitor's number.
     type Monitor = u64;
     type Loss = &'static str;
+    /// The stream's request id.
+    type Sink = u64;
+
+    /// Workers with an even uid take credit.
+    fn takes_credit(worker: &u64) -> bool {
+        worker.is_multiple_of(2)
+    }
+
+    /// The window follows the id in the frame.
+    fn set_window(frame: &mut Vec<u8>, window: NonZeroU64) {
+        frame.extend_from_slice(&window.get().to_le_bytes());
+    }
 }
 
 pub type D = Dispatch<T>;
@@ -55,6 +69,24 @@ pub fn request(id: u64, timeout_ms: u64) -> Request<T> {
         reply: id,
         timeout: ms(timeout_ms),
         session: None,
+        stream: None,
+    }
+}
+
+/// A streamed request with credit window `window` and idle timeout `chunk_timeout_ms`.
+pub fn streamed(
+    id: u64,
+    timeout_ms: u64,
+    window: u64,
+    chunk_timeout_ms: Option<u64>,
+) -> Request<T> {
+    Request {
+        stream: Some(StreamRequest {
+            sink: id,
+            window: NonZeroU64::new(window),
+            chunk_timeout: chunk_timeout_ms.map(ms),
+        }),
+        ..request(id, timeout_ms)
     }
 }
 
@@ -71,7 +103,15 @@ pub fn in_session(id: u64, session: &str, affinity: Affinity) -> Request<T> {
 
 /// The request id a frame carries.
 pub fn frame_id(frame: &[u8]) -> u64 {
-    u64::from_le_bytes(frame.try_into().unwrap())
+    u64::from_le_bytes(frame[..8].try_into().unwrap())
+}
+
+/// The credit window a frame carries, if any.
+pub fn frame_window(frame: &[u8]) -> Option<u64> {
+    frame
+        .get(8..)
+        .filter(|rest| !rest.is_empty())
+        .map(|rest| u64::from_le_bytes(rest.try_into().unwrap()))
 }
 
 /// A pool whose every slot `i` got worker uid `100 + i` at time 0.

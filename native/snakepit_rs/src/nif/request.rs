@@ -1,11 +1,13 @@
 //! Request NIFs: submit (frames the request and hands it to the pool) and the caller's deadline
-//! check.
+//! check. Streams are submitted the same way (`nif/stream.rs`).
 
+use std::num::NonZeroU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustler::{Encoder, Env, Term};
 
-use snakepit_core::{Deadline, Request, Send, Session, Submitted};
+use snakepit_core::{Deadline, Request, Send, Session, StreamRequest, Submitted};
 use snakepit_protocol::request::{encode_request, RequestError, RequestHead};
 
 use crate::atoms;
@@ -14,13 +16,20 @@ use crate::config::Affinity;
 use crate::error::PoolError;
 use crate::pool::{CallerMonitor, PoolRef};
 use crate::reply::ReplyTo;
+use crate::stream::StreamSink;
 
 /// Longest command name accepted.
 pub const MAX_COMMAND_BYTES: usize = 1024;
 
 /// A request's session, as the caller gives it: `nil`, or `{session_id, affinity}` with the
 /// affinity `nil` for the pool's.
-type SessionArg<'a> = Option<(&'a str, Option<Affinity>)>;
+pub(crate) type SessionArg<'a> = Option<(&'a str, Option<Affinity>)>;
+
+/// What a streamed request adds.
+pub(crate) struct Streamed {
+    pub window: Option<NonZeroU64>,
+    pub chunk_timeout: Option<Duration>,
+}
 
 /// Submits a request; the outcome arrives as `{tag, {:ok_json, json} | {:ok, nil} | {:error,
 /// {reason, msg, details}}}`. Returns `{:ok, request_id}` or `{:error, {reason, msg, details}}`
@@ -61,13 +70,15 @@ fn submit<'a>(
     session: SessionArg,
     timeout_ms: u64,
 ) -> Term<'a> {
-    match try_submit(env, pool, tag, command, args, session, timeout_ms) {
+    match try_submit(env, pool, tag, command, args, session, timeout_ms, None) {
         Ok(id) => (atoms::ok(), id).encode(env),
         Err(error) => (atoms::error(), error.to_term(env)).encode(env),
     }
 }
 
-fn try_submit<'a>(
+/// Frames a request (streamed when `stream` says how) and hands it to the pool; its id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn try_submit<'a>(
     env: Env<'a>,
     pool: &PoolRef,
     tag: Term<'a>,
@@ -75,16 +86,24 @@ fn try_submit<'a>(
     args: Term<'a>,
     session: SessionArg,
     timeout_ms: u64,
+    stream: Option<Streamed>,
 ) -> Result<u64, PoolError> {
     let session_id = session.map(|(id, _)| id);
     validate_command(command)?;
+    if stream.is_some() && pool.config.beam {
+        return Err(PoolError::StreamingNotSupported(
+            "Streaming not supported by adapter: its pool's workers are BEAM processes \
+             (an Elixir adapter's execute/3)"
+                .into(),
+        ));
+    }
     let id = pool.next_id();
     let max_frame = pool.config.max_frame_size;
     let mut frame = Vec::with_capacity(256);
     let head = RequestHead {
         command,
         session_id,
-        stream: false,
+        stream: stream.is_some(),
     };
     let write_args = |out: &mut Vec<u8>| JsonWriter::new(out, "args").write(args);
     encode_request(&mut frame, id, &head, write_args, max_frame).map_err(|error| match error {
@@ -95,39 +114,65 @@ fn try_submit<'a>(
         },
     })?;
     let caller = env.pid();
+    // A stream's chunks and end go through its sink; a call's reply straight to the caller.
+    let (reply, stream) = match stream {
+        None => (ReplyTo::new(&pool.spares, caller, tag), None),
+        Some(Streamed {
+            window,
+            chunk_timeout,
+        }) => {
+            let sink = Arc::new(StreamSink::new(caller, tag));
+            let stream = StreamRequest {
+                sink: Arc::clone(&sink),
+                window,
+                chunk_timeout,
+            };
+            (ReplyTo::Stream(sink), Some(stream))
+        }
+    };
+    let streamed = stream.is_some();
     let request = Request {
         id,
         command: command.to_string(),
         frame,
-        reply: ReplyTo::new(&pool.spares, caller, tag),
+        reply,
         timeout: Duration::from_millis(timeout_ms),
         // The one allocation a session adds to the request path.
         session: session.map(|(id, affinity)| Session {
             id: id.to_string(),
             affinity: affinity.unwrap_or(pool.config.affinity).into(),
         }),
+        stream,
     };
     match pool.submit(request) {
-        Ok(Submitted::Run { worker, frame }) => worker.send(Some(env), Send::Frame(frame)),
-        Ok(Submitted::Queued) => {
-            // Monitored only while it waits, and set outside the pool's lock: so that a caller
-            // that dies in the queue is dropped (see `resource.rs`).
-            if let Some(monitor) = env.monitor(pool, &caller) {
-                let caller = CallerMonitor {
-                    pool: pool.clone(),
-                    monitor,
-                };
-                if let Err(caller) = pool.attach_monitor(id, caller) {
-                    caller.pool.demonitor(Some(env), &caller.monitor);
-                }
+        Ok(Submitted::Run { worker, frame }) => {
+            worker.send(Some(env), Send::Frame(frame));
+            if streamed {
+                monitor_caller(env, pool, id);
             }
         }
+        Ok(Submitted::Queued) => monitor_caller(env, pool, id),
         Err((rejected, request)) => {
             request.reply.recycle(&pool.spares);
             return Err(rejected.into());
         }
     }
     Ok(id)
+}
+
+/// Monitors the calling process while its request `id` waits — and a stream until it ends —
+/// outside the pool's lock: so that a caller that dies in the queue is dropped, and one that
+/// dies mid-stream halts it (see `resource.rs`).
+fn monitor_caller(env: Env, pool: &PoolRef, id: u64) {
+    if let Some(monitor) = env.monitor(pool, &env.pid()) {
+        let caller = CallerMonitor {
+            pool: pool.clone(),
+            monitor,
+        };
+        if let Err(caller) = pool.attach_monitor(id, caller) {
+            caller.pool.demonitor(Some(env), &caller.monitor);
+        }
+    }
 }
 
 /// `{:wait, ms}`, `{:expired, {reason, msg, details}}` (withdrawn; no reply will come) or
