@@ -24,7 +24,7 @@ defmodule Snakepit.CancellationTest do
   end
 
   # Runs `tool` past its timeout: the caller gets `:timeout` once the tool has started.
-  defp overrun(pool, tool, args \\ %{}) do
+  defp overrun(pool, tool, args) do
     {:ok, pending} = Call.submit(pool, tool, args, timeout: @timeout)
     assert_worker_says(pool, "#{tool} started")
     assert {:error, %Error{reason: :timeout}} = Call.await(pending)

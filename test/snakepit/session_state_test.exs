@@ -22,19 +22,12 @@ defmodule Snakepit.SessionStateTest do
   end
 
   # Waits until a worker of `pool` printed that `session_id` ended with `state`.
-  defp assert_ended(pool, session_id, state) do
-    suffix = "session_adapter: ended #{session_id} #{state}"
-    prefix = "#{pool}_worker_"
-
-    receive do
-      {:log, _level, line, %{snakepit_worker: worker}} ->
-        if String.starts_with?("#{worker}", prefix) and String.ends_with?(line, suffix),
-          do: :ok,
-          else: assert_ended(pool, session_id, state)
-    after
-      10_000 -> flunk("no worker of #{inspect(pool)} printed #{inspect(suffix)}")
-    end
-  end
+  defp assert_ended(pool, session_id, state),
+    do:
+      Snakepit.LogForwarder.assert_worker_logged(
+        pool,
+        "session_adapter: ended #{session_id} #{state}"
+      )
 
   test "each session's state lasts across its calls on its worker; a call without one sees none",
        %{pool: pool} do
