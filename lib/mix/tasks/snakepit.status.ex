@@ -13,8 +13,9 @@ defmodule Mix.Tasks.Snakepit.Status do
 
   The project's application is started first (`mix app.start`), which starts the pools of
   `config :snakepit, pooling_enabled: true, ...` and those the project's own supervision tree
-  starts; pools already running in this VM (e.g. when called from iex with
-  `Mix.Task.run("snakepit.status")`) are reported as they are.
+  starts, and the first report waits (up to 15 s) for their workers to start; pools already
+  running in this VM (e.g. when called from iex with `Mix.Task.run("snakepit.status")`) are
+  reported as they are.
 
   A figure the pool does not report (an older snakepit_rs, or a BEAM worker's memory) shows as
   `-`; a worker that never ran a request was last used `never`.
@@ -23,11 +24,15 @@ defmodule Mix.Tasks.Snakepit.Status do
   use Mix.Task
 
   @default_interval_s 2
+  @ready_timeout_ms 15_000
 
   @impl Mix.Task
   def run(args) do
     opts = parse!(args)
     Mix.Task.run("app.start")
+    # Pools the application just started are still starting their workers: the first report
+    # shows them started (or why they could not start: the pool keeps retrying).
+    Enum.each(Snakepit.Pool.Registry.pools(), &Snakepit.Pool.await_ready(&1, @ready_timeout_ms))
 
     if opts[:watch] || opts[:count],
       do: watch(opts, &Process.sleep/1),
