@@ -25,6 +25,9 @@ defmodule Snakepit.CircuitBreaker do
 
   use GenServer
 
+  # `use GenServer` defines child_spec/1 (and its doc); its spec:
+  @spec child_spec(keyword()) :: Supervisor.child_spec()
+
   @typedoc "The circuit's state."
   @type state :: :closed | :open | :half_open
 

@@ -14,6 +14,9 @@ defmodule Snakepit.HealthMonitor do
 
   use GenServer
 
+  # `use GenServer` defines child_spec/1 (and its doc); its spec:
+  @spec child_spec(keyword()) :: Supervisor.child_spec()
+
   # Kept per worker: the latest crash reasons and times, as upstream keeps them.
   @kept_reasons 10
   @kept_times 100

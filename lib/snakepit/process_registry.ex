@@ -71,6 +71,27 @@ defmodule Snakepit.ProcessRegistry do
   """
   @spec cleanup_stale_runs(String.t()) :: [pos_integer()]
   def cleanup_stale_runs(dir \\ dir()) do
+    for {file, run_id, pids} <- stale_runs(dir),
+        pid <- remove_and_return(file, pids),
+        carries_run_id?(pid, run_id),
+        do: kill_group(pid)
+  end
+
+  @doc """
+  The processes `cleanup_stale_runs/1` would kill, without killing them: `{run_id, os_pid}` for
+  each recorded worker of a run whose BEAM is gone that still runs with that run's id.
+  `mix snakepit.doctor` reports them.
+  """
+  @spec orphans(String.t()) :: [{String.t(), pos_integer()}]
+  def orphans(dir \\ dir()) do
+    for {_file, run_id, pids} <- stale_runs(dir),
+        pid <- pids,
+        carries_run_id?(pid, run_id),
+        do: {run_id, pid}
+  end
+
+  # The run files in `dir` of other runs whose BEAM is gone: `{file, run_id, recorded pids}`.
+  defp stale_runs(dir) do
     own = Path.basename(registry_file(), ".pids")
 
     for file <- Path.wildcard(Path.join(dir, "*.pids")),
@@ -78,9 +99,7 @@ defmodule Snakepit.ProcessRegistry do
         run_id != own,
         {beam, pids} = read_run(file),
         not beam_alive?(beam),
-        pid <- remove_and_return(file, pids),
-        carries_run_id?(pid, run_id),
-        do: kill_group(pid)
+        do: {file, run_id, pids}
   end
 
   defp remove_and_return(file, pids) do

@@ -50,11 +50,9 @@ defmodule Snakepit.Adapters.GRPCPython do
   @impl true
   @spec executable_path() :: String.t() | nil
   def executable_path do
-    requested =
-      Application.get_env(:snakepit, :python_executable) || System.get_env("SNAKEPIT_PYTHON") ||
-        "python3"
-
-    Python.resolve_interpreter(requested)
+    [python_executable: Application.get_env(:snakepit, :python_executable)]
+    |> Python.requested_interpreter()
+    |> Python.resolve_interpreter()
   rescue
     ArgumentError -> nil
   end

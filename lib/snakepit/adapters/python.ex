@@ -23,11 +23,19 @@ defmodule Snakepit.Adapters.Python do
 
   @impl true
   def executable_path(opts) do
-    requested =
-      Keyword.get(opts, :python_executable) || System.get_env("SNAKEPIT_PYTHON") || "python3"
-
-    resolve_interpreter(requested, Keyword.get(opts, :startup_timeout, @default_timeout))
+    resolve_interpreter(
+      requested_interpreter(opts),
+      Keyword.get(opts, :startup_timeout, @default_timeout)
+    )
   end
+
+  @doc """
+  The interpreter a pool with options `opts` asks for, before it is resolved:
+  `:python_executable`, else `$SNAKEPIT_PYTHON`, else `"python3"`.
+  """
+  @spec requested_interpreter(keyword()) :: String.t()
+  def requested_interpreter(opts),
+    do: Keyword.get(opts, :python_executable) || System.get_env("SNAKEPIT_PYTHON") || "python3"
 
   @impl true
   def script_args(opts), do: ["-m", "snakepit_bridge" | Keyword.get(opts, :adapter_args, [])]

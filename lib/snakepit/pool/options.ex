@@ -337,6 +337,25 @@ defmodule Snakepit.Pool.Options do
     end)
   end
 
+  @doc """
+  The options of a schema (`:pool` or `:call`) as a Markdown table of name, type, default and
+  description: the README's configuration table, which a test keeps equal to this.
+  """
+  @spec table(:pool | :call) :: String.t()
+  def table(:pool), do: render_table(@pool_schema)
+  def table(:call), do: render_table(@call_schema)
+
+  defp render_table(schema) do
+    rows =
+      for {name, spec} <- schema do
+        default = spec[:default_doc] || "`#{inspect(spec[:default])}`"
+        cells = ["`#{inspect(name)}`", describe(spec[:type]), default, spec[:doc]]
+        "| " <> Enum.map_join(cells, " | ", &String.replace(&1, "|", "\\|")) <> " |"
+      end
+
+    Enum.join(["| Option | Type | Default | Description |", "|---|---|---|---|" | rows], "\n")
+  end
+
   @doc "A type in words, as error messages and the docs say it."
   @spec describe(type()) :: String.t()
   def describe(:atom), do: "an atom"
