@@ -21,12 +21,18 @@ function add({ a, b }) {
 }
 add.description = 'Add two numbers (integers exactly, whatever their size)';
 
-/** Yields 0, 1, ..., n - 1; its finally says when it stopped, however the stream ended. */
-async function* count({ n }, ctx) {
+/**
+ * Yields 0, 1, ..., n - 1 (throwing a RangeError instead of `fail_at` if given); its finally
+ * says when it stopped, however the stream ended.
+ */
+async function* count({ n, fail_at: failAt = null }, ctx) {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be a non-negative integer, got ${n}`);
   let i = 0;
   try {
-    for (; i < n; i += 1) yield i;
+    for (; i < n; i += 1) {
+      if (i === failAt) throw new RangeError(`failed at ${i}`);
+      yield i;
+    }
   } finally {
     say(`count ${ctx.requestId} stopped after ${i}`);
   }
