@@ -141,6 +141,9 @@ class Dispatcher {
         this.fit(frame, 'chunk');
         await call.takeCredit(this.log);
         await this.send(frame);
+        // Let the event loop read the descriptors: a generator that never awaits anything
+        // else would otherwise run in microtasks only, and no cancel could ever reach it.
+        await new Promise(setImmediate);
         if (call.cancelled) throw call.signal.reason;
       }
       return protocol.done(call.id);
