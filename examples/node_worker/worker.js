@@ -64,8 +64,7 @@ async function main(argv) {
     stopping ??= (async () => {
       if (reason) log.warn(`stopping: ${reason}`);
       // Whatever runs is interrupted (a stream's generator is closed); nothing queued runs.
-      loop.ended = true;
-      loop.queue = [];
+      loop.abandon();
       if (dispatcher.running !== null) dispatcher.running.cancel();
       await loop.idle();
       if (typeof module.cleanup === 'function') {

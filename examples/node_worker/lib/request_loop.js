@@ -107,6 +107,13 @@ class RequestLoop {
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
+  /** Stops at once (SIGTERM): nothing more is read, nothing queued runs. */
+  abandon() {
+    this.ended = true;
+    this.queue = [];
+    if (this.source) this.source.pause();
+  }
+
   /** Resolves once every message read so far is handled (for tests driving it directly). */
   idle() {
     if (!this.busy && this.queue.length === 0) return Promise.resolve();
