@@ -5,14 +5,9 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { WorkerProcess } = require('../test_support/worker_process');
+const { WorkerProcess, withWorker, assertCancelled } = require('../test_support/worker_process');
 
 const OPTIONS = { timeout: 30000 };
-
-function assertCancelled(reply, id) {
-  assert.deepStrictEqual([reply.id, reply.ok, reply.error.type], [id, false, 'Cancelled']);
-  assert.equal(reply.error.message, `request ${id} was cancelled by the pool`);
-}
 
 async function assertServesOn(worker, id) {
   assert.deepStrictEqual(await worker.call(id, 'whoami'), { id, ok: true, result: { pid: worker.pid } });
@@ -39,19 +34,14 @@ for (const control of [true, false]) {
   });
 }
 
-test('a cancel that comes before its request stops the request as it starts', OPTIONS, async () => {
-  const worker = await WorkerProcess.start({});
-  try {
-    worker.send({ id: 1, command: 'wait', args: { ms: 600000 } });
-    await worker.waitForOutput('tools: wait 1 started\n');
-    worker.sendControl({ id: 2, cancel: true }); // request 2 is not sent yet
-    worker.sendControl({ id: 1, cancel: true });
-    assertCancelled(await worker.receive(), 1);
-    worker.send({ id: 2, command: 'wait', args: { ms: 600000 } });
-    assertCancelled(await worker.receive(), 2);
-    await assertServesOn(worker, 3);
-    assert.doesNotMatch(worker.output.stdout, /wait 2 started/);
-  } finally {
-    await worker.kill();
-  }
-});
+test('a cancel that comes before its request stops the request as it starts', OPTIONS, withWorker({}, async (worker) => {
+  worker.send({ id: 1, command: 'wait', args: { ms: 600000 } });
+  await worker.waitForOutput('tools: wait 1 started\n');
+  worker.sendControl({ id: 2, cancel: true }); // request 2 is not sent yet
+  worker.sendControl({ id: 1, cancel: true });
+  assertCancelled(await worker.receive(), 1);
+  worker.send({ id: 2, command: 'wait', args: { ms: 600000 } });
+  assertCancelled(await worker.receive(), 2);
+  await assertServesOn(worker, 3);
+  assert.doesNotMatch(worker.output.stdout, /wait 2 started/);
+}));

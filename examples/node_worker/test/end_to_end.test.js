@@ -5,22 +5,10 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('path');
-const { WorkerProcess } = require('../test_support/worker_process');
+const { withWorker } = require('../test_support/worker_process');
 
 const COMMANDS = ['add', 'count', 'describe', 'echo', 'fail', 'ping', 'progress', 'session_counter', 'wait', 'whoami'];
 const OPTIONS = { timeout: 30000 }; // a broken build fails instead of hanging
-
-/** Runs `body(worker)` with a started worker, killed afterwards whatever happened. */
-function withWorker(options, body) {
-  return async () => {
-    const worker = await WorkerProcess.start(options);
-    try {
-      await body(worker);
-    } finally {
-      await worker.kill();
-    }
-  };
-}
 
 test('the handshake announces the commands, the control kinds and the control descriptor', OPTIONS, withWorker({}, async (worker) => {
   assert.deepStrictEqual(worker.ready, {

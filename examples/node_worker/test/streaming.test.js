@@ -9,27 +9,12 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { WorkerProcess } = require('../test_support/worker_process');
+const { withWorker, assertCancelled } = require('../test_support/worker_process');
 
 const OPTIONS = { timeout: 30000 };
 const DEBUG = { SNAKEPIT_LOG_LEVEL: 'debug' };
 
-function withWorker(options, body) {
-  return async () => {
-    const worker = await WorkerProcess.start(options);
-    try {
-      await body(worker);
-    } finally {
-      await worker.kill();
-    }
-  };
-}
-
 const done = (id) => ({ id, ok: true, result: null, done: true });
-
-function assertCancelled(reply, id) {
-  assert.deepStrictEqual([reply.id, reply.ok, reply.error.type], [id, false, 'Cancelled']);
-}
 
 function waitsAfter(worker, id, sent) {
   return worker.waitForOutput(`request ${id} waits for credit after ${sent} chunks\n`, 'stderr');

@@ -185,4 +185,22 @@ class WorkerProcess {
   }
 }
 
-module.exports = { WorkerProcess };
+/** A test body run with a started worker (`options` as WorkerProcess's), killed afterwards whatever happened. */
+function withWorker(options, body) {
+  return async () => {
+    const worker = await WorkerProcess.start(options);
+    try {
+      await body(worker);
+    } finally {
+      await worker.kill();
+    }
+  };
+}
+
+/** `reply` is the Cancelled failure of request `id`. */
+function assertCancelled(reply, id) {
+  assert.deepStrictEqual([reply.id, reply.ok, reply.error.type], [id, false, 'Cancelled']);
+  assert.equal(reply.error.message, `request ${id} was cancelled by the pool`);
+}
+
+module.exports = { WorkerProcess, withWorker, assertCancelled };
