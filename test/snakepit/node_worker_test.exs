@@ -45,8 +45,7 @@ defmodule Snakepit.NodeWorkerTest do
     assert {:ok, sum} = Snakepit.execute("add", %{a: big, b: 1}, pool: pool)
     assert sum == big + 1
 
-    assert {:error, %Error{reason: :unknown_command}} =
-             Snakepit.execute("nope", %{}, pool: pool)
+    assert {:error, %Error{reason: :unknown_command}} = Snakepit.execute("nope", %{}, pool: pool)
 
     assert {:error, %Error{category: :python_error, details: %{type: "RangeError"}}} =
              Snakepit.execute("fail", %{message: "boom"}, pool: pool)

@@ -25,8 +25,11 @@ defmodule Snakepit.Adapters.Executable do
   @spec executable_path(keyword()) :: String.t()
   def executable_path(opts) do
     case Keyword.get(opts, :adapter_args, []) do
-      [program | _] when is_binary(program) -> resolve(program)
-      other -> raise ArgumentError, "#{inspect(__MODULE__)} needs #{@usage}, got: #{inspect(other)}"
+      [program | _] when is_binary(program) ->
+        resolve(program)
+
+      other ->
+        raise ArgumentError, "#{inspect(__MODULE__)} needs #{@usage}, got: #{inspect(other)}"
     end
   end
 
