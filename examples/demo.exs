@@ -2,8 +2,9 @@
 #
 #   mix run examples/demo.exs            (or: bin/demo)
 #
-# Starts 4 workers running the showcase adapter (priv/python/snakepit_bridge/adapters/showcase.py),
-# sends a few commands at once, prints the replies, the workers and the pool's statistics, and
+# Starts 4 workers running the showcase adapter (priv/python/snakepit_bridge/adapters/showcase/),
+# sends a few commands at once, a session's calls and a stream, prints the replies, the workers and
+# the pool's statistics, and
 # shuts down (run_as_script leaves no Python process behind).
 
 Logger.configure(level: :warning)
@@ -55,6 +56,24 @@ Snakepit.run_as_script(
 
     elapsed_ms = (System.monotonic_time(:microsecond) - started) / 1000
     IO.puts("\n2000 'add' requests from 100 callers in #{Float.round(elapsed_ms, 1)} ms")
+
+    # A session: its calls reach the worker that holds its state (session_counter counts them).
+    session = Snakepit.SessionId.generate()
+
+    counts =
+      for _ <- 1..3 do
+        {:ok, %{"count" => count}} =
+          Snakepit.execute_in_session(session, "session_counter", %{}, affinity: :strict_queue)
+
+        count
+      end
+
+    IO.puts("\nA session's three calls, counted on its worker: #{inspect(counts)}")
+    :ok = Snakepit.SessionHelpers.cleanup_session(session)
+
+    # A stream: chunks as the tool yields them, lazily, with back-pressure.
+    streamed = Snakepit.stream("count_up", %{to: 5}) |> Enum.map(& &1["i"])
+    IO.puts("Streamed from count_up: #{inspect(streamed)}")
 
     IO.puts("\nWorkers:")
     for worker <- Snakepit.list_workers(), do: IO.puts("  #{inspect(worker)}")
