@@ -4,8 +4,7 @@
 #
 # Starts 4 workers running the showcase adapter (priv/python/snakepit_bridge/adapters/showcase/),
 # sends a few commands at once, a session's calls and a stream, prints the replies, the workers and
-# the pool's statistics, and
-# shuts down (run_as_script leaves no Python process behind).
+# the pool's statistics, and shuts down (run_as_script leaves no Python process behind).
 
 Logger.configure(level: :warning)
 
