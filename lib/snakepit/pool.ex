@@ -447,7 +447,10 @@ defmodule Snakepit.Pool do
   end
 
   defp handle_event(:circuit_closed, state) do
-    log(state, :info, fn -> "pool #{inspect(state.name)}: a worker started again; circuit closed" end)
+    log(state, :info, fn ->
+      "pool #{inspect(state.name)}: a worker started again; circuit closed"
+    end)
+
     state
   end
 

@@ -197,7 +197,13 @@ defmodule Snakepit.Stream do
       end
 
     measurements = %{duration: now - started, chunks: stream.chunks, monotonic_time: now}
-    Telemetry.execute([:snakepit, :stream, :stop], measurements, Map.put(metadata, :outcome, outcome))
+
+    Telemetry.execute(
+      [:snakepit, :stream, :stop],
+      measurements,
+      Map.put(metadata, :outcome, outcome)
+    )
+
     result
   end
 

@@ -28,29 +28,37 @@ defmodule :telemetry do
   @spec attach_many(handler_id(), [event_name()], handler_function(), term()) ::
           :ok | {:error, :already_exists}
   def attach_many(id, events, function, config) when is_function(function, 4) do
-    :global.trans({@key, self()}, fn ->
-      handlers = handlers()
+    :global.trans(
+      {@key, self()},
+      fn ->
+        handlers = handlers()
 
-      if Map.has_key?(handlers, id) do
-        {:error, :already_exists}
-      else
-        :persistent_term.put(@key, Map.put(handlers, id, {events, function, config}))
-      end
-    end, [node()])
+        if Map.has_key?(handlers, id) do
+          {:error, :already_exists}
+        else
+          :persistent_term.put(@key, Map.put(handlers, id, {events, function, config}))
+        end
+      end,
+      [node()]
+    )
   end
 
   @doc "Detaches the handler `id`."
   @spec detach(handler_id()) :: :ok | {:error, :not_found}
   def detach(id) do
-    :global.trans({@key, self()}, fn ->
-      handlers = handlers()
+    :global.trans(
+      {@key, self()},
+      fn ->
+        handlers = handlers()
 
-      if Map.has_key?(handlers, id) do
-        :persistent_term.put(@key, Map.delete(handlers, id))
-      else
-        {:error, :not_found}
-      end
-    end, [node()])
+        if Map.has_key?(handlers, id) do
+          :persistent_term.put(@key, Map.delete(handlers, id))
+        else
+          {:error, :not_found}
+        end
+      end,
+      [node()]
+    )
   end
 
   @doc "Calls every handler attached to `event`."

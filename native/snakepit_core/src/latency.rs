@@ -153,7 +153,17 @@ mod tests {
         for us in 0..SUB {
             assert_eq!(value_of(bucket(us)), us);
         }
-        for us in [16, 17, 100, 1_000, 9_999, 10_000, 123_456, 5_000_000, 1 << 40] {
+        for us in [
+            16,
+            17,
+            100,
+            1_000,
+            9_999,
+            10_000,
+            123_456,
+            5_000_000,
+            1 << 40,
+        ] {
             let got = value_of(bucket(us));
             let error = got.abs_diff(us) as f64 / us as f64;
             assert!(error < 1.0 / SUB as f64, "{us} µs read as {got}");

@@ -164,9 +164,7 @@ impl<H: Host> Dispatch<H> {
         self.timer_at = None;
         let mut effects = Effects::default();
         for queued in self.queue.drain_all() {
-            let timings = self
-                .counters
-                .record(Outcome::Shutdown, queued.timings(now));
+            let timings = self.counters.record(Outcome::Shutdown, queued.timings(now));
             effects.demonitors.extend(queued.monitor);
             effects.fail(queued.reply, Failure::Shutdown, timings);
         }

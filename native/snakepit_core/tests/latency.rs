@@ -93,7 +93,10 @@ fn stats_give_percentiles_of_queue_and_run_times() {
     // Nearest rank: the 50th, 95th and 99th smallest, within a bucket (< 1/16).
     for (got, want) in [(run.p50, 50.0), (run.p95, 95.0), (run.p99, 99.0)] {
         let got = got.as_secs_f64() * 1000.0;
-        assert!((got - want).abs() / want < 1.0 / 16.0, "{got} ms for {want}");
+        assert!(
+            (got - want).abs() / want < 1.0 / 16.0,
+            "{got} ms for {want}"
+        );
     }
     let queue = counters.queue_percentiles();
     assert_eq!((queue.samples, queue.p99), (100, ms(0)));
@@ -108,7 +111,10 @@ fn requests_that_never_ran_count_in_the_queue_times_only() {
     let _ = d.check_deadline(2, clock.at(5000));
     let counters = d.stats().counters;
     assert_eq!(counters.queue_percentiles().samples, 1);
-    assert_eq!(counters.queue_percentiles().p50, ms(5000) + micros_of_bucket(5_000_000));
+    assert_eq!(
+        counters.queue_percentiles().p50,
+        ms(5000) + micros_of_bucket(5_000_000)
+    );
     assert_eq!(counters.run_percentiles().samples, 0);
 }
 
@@ -142,10 +148,7 @@ fn the_window_forgets_old_samples_a_generation_at_a_time() {
     assert!(window.p99 < ms(2), "{window:?}");
     // One more starts a new generation: the window holds one generation plus that one.
     run(&mut d, 99_999, 1);
-    assert_eq!(
-        d.stats().counters.run_percentiles().samples,
-        generation + 1
-    );
+    assert_eq!(d.stats().counters.run_percentiles().samples, generation + 1);
 }
 
 #[test]

@@ -201,9 +201,9 @@ impl Reader {
                     _ => "the worker answered its health check with an error",
                 };
                 let (id, os_pid) = (self.handle.id.as_str(), self.os_pid);
-                self.pool.owner.event(|env| {
-                    (atoms::health_check_failed(), id, os_pid, reason).encode(env)
-                });
+                self.pool
+                    .owner
+                    .event(|env| (atoms::health_check_failed(), id, os_pid, reason).encode(env));
                 Err("health check failed".into())
             }
             Completed::Unexpected(detail) => Err(detail),

@@ -75,7 +75,7 @@ impl<'a> Finish<'a> {
             return (tag, outcome).encode(env);
         }
         let Timings { queue, run } = self.timings;
-        let run = run.map(|run| micros(run));
+        let run = run.map(micros);
         (tag, outcome, self.worker_id, micros(queue), run).encode(env)
     }
 }

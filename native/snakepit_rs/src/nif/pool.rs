@@ -95,8 +95,18 @@ fn pool_stats(env: Env, pool: PoolRef) -> Term {
     map.map_put(atom(env, "avg_response_time_ms"), avg_ms)
         .and_then(|m| m.map_put(atom(env, "circuit_open"), stats.circuit_open))
         .and_then(|m| m.map_put(atom(env, "error_rate"), error_rate))
-        .and_then(|m| m.map_put(atom(env, "queue_time_ms"), percentiles(env, c.queue_percentiles())))
-        .and_then(|m| m.map_put(atom(env, "run_time_ms"), percentiles(env, c.run_percentiles())))
+        .and_then(|m| {
+            m.map_put(
+                atom(env, "queue_time_ms"),
+                percentiles(env, c.queue_percentiles()),
+            )
+        })
+        .and_then(|m| {
+            m.map_put(
+                atom(env, "run_time_ms"),
+                percentiles(env, c.run_percentiles()),
+            )
+        })
         .unwrap()
 }
 
