@@ -86,9 +86,9 @@ defmodule Snakepit.Call do
          do: submit_entry(entry, pool, command, args, opts)
   end
 
-  # With `:telemetry` loaded the request is *timed*: its reply carries the native pool's
-  # timings and worker, and its start and stop are emitted (`Snakepit.Telemetry`); without,
-  # nothing of that is built.
+  # With a handler of a request event attached the request is *timed*: its reply carries the
+  # native pool's timings and worker, and its start and stop are emitted (`Snakepit.Telemetry`);
+  # otherwise nothing of that is built.
   defp submit_entry({native, queue_timeout, default_timeout}, pool, command, args, opts) do
     with {:ok, args} <- check_request(command, args),
          # The adapter's request-path callbacks, if it has any (one lookup otherwise).
@@ -96,7 +96,7 @@ defmodule Snakepit.Call do
            Hooks.prepare(Hooks.lookup(native), command, args, opts[:timeout], default_timeout) do
       session = session(opts)
       tag = make_ref()
-      timed = Telemetry.enabled?()
+      timed = Telemetry.requests_handled?()
       started = if timed, do: System.monotonic_time()
 
       case submit_native(native, tag, command, args, session, timeout_ms(timeout), timed) do
@@ -106,7 +106,7 @@ defmodule Snakepit.Call do
 
         {:error, error} ->
           refused = {:error, Gate.error(error)}
-          if timed, do: Telemetry.refused(refused, pool, command, session_id(opts))
+          Telemetry.refused(refused, pool, command, session_id(opts))
           refused
       end
     end

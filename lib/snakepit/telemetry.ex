@@ -5,8 +5,9 @@ defmodule Snakepit.Telemetry do
   Events go through `:telemetry` when it is loaded at run time (your application depends on
   `:telemetry`, as Phoenix and Ecto applications do); snakepit_rs itself has no Hex dependency.
   Whether it is loaded is checked once and kept in `:persistent_term`. Without it nothing is
-  emitted, and a request costs exactly what it did before telemetry existed: its reply carries
-  no timings and no event is built.
+  emitted, and a request costs what it did before telemetry existed: its reply carries no
+  timings and no event is built. With it loaded, a request is timed only while a handler is
+  attached to one of its events (a lookup in `:telemetry`'s handler table per event).
 
   Names are upstream Snakepit v0.13's where it has the same event, so handlers written for it
   keep working; events upstream lacks have names in the same style. Durations are in `:native`
@@ -171,6 +172,28 @@ defmodule Snakepit.Telemetry do
   def execute(event, measurements, metadata) do
     if enabled?(), do: :telemetry.execute(event, measurements, metadata)
     :ok
+  end
+
+  @doc """
+  Whether a handler is attached to one of a request's events (`:start`, `:stop`,
+  `:executed`, the queue timeout): only then is a request timed and its events built. False
+  when `:telemetry` is not loaded.
+  """
+  @spec requests_handled?() :: boolean()
+  def requests_handled? do
+    enabled?() and
+      (handled?([:snakepit, :request, :stop]) or handled?([:snakepit, :request, :start]) or
+         handled?([:snakepit, :request, :executed]) or
+         handled?([:snakepit, :request, :exception]) or
+         handled?([:snakepit, :pool, :queue, :timeout]))
+  end
+
+  # `:telemetry` keeps its handlers in an ETS table keyed by event name (telemetry 1.x); if the
+  # table is not there, assume the event is handled.
+  defp handled?(event) do
+    :ets.member(:telemetry_handler_table, event)
+  rescue
+    ArgumentError -> true
   end
 
   ## Requests (called by `Snakepit.Call`)

@@ -56,6 +56,11 @@ defmodule Snakepit.Bridge.SessionStore do
   `unsubscribe/0` or the subscriber's exit. The store's own exit ends every session it held
   without messages: a subscriber that keeps per-session resources monitors the store.
 
+  With `:telemetry` loaded, a created session emits
+  `[:snakepit, :session_store, :session, :created]` and each expired one
+  `[:snakepit, :session_store, :session, :expired]` (upstream's names; see
+  `Snakepit.Telemetry`).
+
   ## Options
 
   Each option of `start_link/1` falls back to the application environment, as upstream:
