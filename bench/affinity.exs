@@ -114,7 +114,7 @@ defmodule SnakepitBench.Affinity do
           tag = make_ref()
           session = if session, do: {"nif-#{rem(i, 1000)}", nil}
           t0 = System.monotonic_time(:nanosecond)
-          {:ok, _} = Snakepit.Native.pool_submit(native, tag, "ping", %{}, session, 30_000)
+          {:ok, _} = Snakepit.Native.pool_submit(native, tag, "ping", %{}, session, 30_000, false)
           t1 = System.monotonic_time(:nanosecond)
           receive do: ({^tag, _} -> :ok)
           (t1 - t0) / 1000

@@ -1,4 +1,4 @@
-# How long the submit NIF holds the calling scheduler: the time of `Snakepit.Native.pool_submit/6`
+# How long the submit NIF holds the calling scheduler: the time of `Snakepit.Native.pool_submit/7`
 # alone (validation, JSON encoding in Rust, dispatch or queueing, the pipe write), for small and
 # larger args, measured around the call in the caller. Run: mix run bench/submit_nif.exs
 #
@@ -27,7 +27,7 @@ measure = fn args, rounds ->
     for _ <- 1..rounds do
       tag = make_ref()
       t0 = System.monotonic_time(:nanosecond)
-      {:ok, _id} = Snakepit.Native.pool_submit(native, tag, "echo", args, nil, 30_000)
+      {:ok, _id} = Snakepit.Native.pool_submit(native, tag, "echo", args, nil, 30_000, false)
       t1 = System.monotonic_time(:nanosecond)
       receive do: ({^tag, _reply} -> :ok)
       t1 - t0

@@ -237,6 +237,16 @@ defmodule Snakepit do
       and `worker_errors`)
     * `circuit_open` - whether `:max_start_failures` starts in a row failed and none since
       succeeded
+    * `error_rate` - `errors` / finished requests (every outcome above but `in_flight` and
+      `queued`) over the pool's life, a float from 0.0 to 1.0 (0.0 before any finished)
+    * `queue_time_ms`, `run_time_ms` - `%{p50: ms, p95: ms, p99: ms, samples: n}` over a recent
+      window of finished requests (between 512 and 1024 of the latest, in a fixed-size
+      histogram of the native pool: each percentile is within 1/16 of its exact value; all
+      zero with `samples: 0` when none). Queue time runs from submit until a worker took the
+      request, or until it left the queue without running (every finished request has one);
+      run time from a worker taking it until its outcome (requests that reached a worker).
+      These are the numbers the `[:snakepit, :request, :stop]` telemetry event reports
+      (`Snakepit.Telemetry`)
 
   Every accepted request is in exactly one of the outcomes, so in any one snapshot:
 
@@ -249,8 +259,21 @@ defmodule Snakepit do
   def get_stats(pool \\ Pool), do: Native.pool_stats(Registry.native!(pool))
 
   @doc """
-  One map per worker: `id`, `os_pid`, `status` (`:available`, `:busy`, `:starting`, or
-  `:draining` — recycled, finishing its request before it exits), `requests`.
+  One map per worker slot in use:
+
+    * `id`, `os_pid` (`nil` for a BEAM worker, and `pid` then), `status` (`:available`,
+      `:busy`, `:starting`, or `:draining` — recycled, finishing its request before it exits)
+    * `requests` - requests answered by the slot's workers (a crashed worker's replacement
+      takes its slot and goes on counting)
+    * `errors` - of those, and of requests that timed out or were lost with their worker, the
+      ones that ended in an error
+    * `last_used_ms_ago` - ms since a worker of the slot last finished a request; `nil` if none
+      has
+    * `uptime_ms` - ms since the current worker started (since the slot began while it is
+      `:starting`)
+    * `memory_rss_bytes` - the worker process's resident memory, read from
+      `/proc/<os_pid>/statm` at the call (never on the request path); `nil` for a BEAM worker
+      or when it cannot be read
   """
   @spec list_workers(Pool.pool()) :: [map()]
   def list_workers(pool \\ Pool), do: Native.pool_workers(Registry.native!(pool))

@@ -9,13 +9,15 @@ defmodule Snakepit.Call do
   node can call it through `:erpc` to use a pool it hosts.
   """
 
-  alias Snakepit.{Error, Native}
+  alias Snakepit.{Error, Native, Telemetry}
   alias Snakepit.Adapter.Hooks
   alias Snakepit.Native.Gate
   alias Snakepit.Pool.{Options, Registry}
 
   @typedoc "A request accepted by `submit/4`, to be awaited by the process that submitted it."
-  @opaque pending :: {reference(), reference(), non_neg_integer(), timeout(), Hooks.finish()}
+  @opaque pending ::
+            {reference(), reference(), non_neg_integer(), timeout(), Hooks.finish(),
+             Telemetry.span()}
 
   @type result :: {:ok, term()} | {:error, Error.t()}
 
@@ -42,7 +44,8 @@ defmodule Snakepit.Call do
       with :ok <- Options.validate_call(opts) do
         case Registry.lookup(pool) do
           {:ok, entry} ->
-            with {:ok, pending} <- submit_entry(entry, command, args, opts), do: await(pending)
+            with {:ok, pending} <- submit_entry(entry, pool, command, args, opts),
+                 do: await(pending)
 
           {:error, _} = not_running ->
             cond do
@@ -80,26 +83,36 @@ defmodule Snakepit.Call do
   def submit(pool, command, args, opts \\ []) do
     with :ok <- Options.validate_call(opts),
          {:ok, entry} <- Registry.lookup(pool),
-         do: submit_entry(entry, command, args, opts)
+         do: submit_entry(entry, pool, command, args, opts)
   end
 
-  defp submit_entry({native, queue_timeout, default_timeout}, command, args, opts) do
+  # With a handler of a request event attached the request is *timed*: its reply carries the
+  # native pool's timings and worker, and its start and stop are emitted (`Snakepit.Telemetry`);
+  # otherwise nothing of that is built.
+  defp submit_entry({native, queue_timeout, default_timeout}, pool, command, args, opts) do
     with {:ok, args} <- check_request(command, args),
          # The adapter's request-path callbacks, if it has any (one lookup otherwise).
          {:ok, args, timeout, finish} <-
            Hooks.prepare(Hooks.lookup(native), command, args, opts[:timeout], default_timeout) do
       session = session(opts)
       tag = make_ref()
+      timed = Telemetry.requests_handled?()
+      started = if timed, do: System.monotonic_time()
 
-      case submit_native(native, tag, command, args, session, timeout_ms(timeout)) do
+      case submit_native(native, tag, command, args, session, timeout_ms(timeout), timed) do
         {:ok, request_id} ->
-          {:ok, {native, tag, request_id, first_wait(queue_timeout, timeout), finish}}
+          span = if timed, do: Telemetry.request_start(started, pool, command, session_id(opts))
+          {:ok, {native, tag, request_id, first_wait(queue_timeout, timeout), finish, span}}
 
         {:error, error} ->
-          {:error, Gate.error(error)}
+          refused = {:error, Gate.error(error)}
+          Telemetry.refused(refused, pool, command, session_id(opts))
+          refused
       end
     end
   end
+
+  defp session_id(opts), do: Keyword.get(opts, :session_id)
 
   @typedoc "A stream accepted by `submit_stream/3`: what `Snakepit.Stream` needs to consume it."
   @type stream :: %{
@@ -175,19 +188,35 @@ defmodule Snakepit.Call do
 
   @doc "Waits for the result of a request this process submitted with `submit/4`."
   @spec await(pending()) :: result()
-  def await({native, tag, request_id, wait, nil}), do: await_reply(native, tag, request_id, wait)
+  def await({native, tag, request_id, wait, finish, nil}),
+    do: finish(finish, await_reply(native, tag, request_id, wait))
 
-  def await({native, tag, request_id, wait, finish}),
-    do: Hooks.finish(finish, await_reply(native, tag, request_id, wait))
+  def await({native, tag, request_id, wait, finish, span}) do
+    {result, worker_id, queue_us, run_us} = await_timed(native, tag, request_id, wait)
+
+    result =
+      try do
+        finish(finish, result)
+      catch
+        kind, reason ->
+          Telemetry.request_exception(span, kind, reason, __STACKTRACE__)
+          :erlang.raise(kind, reason, __STACKTRACE__)
+      end
+
+    Telemetry.request_stop(span, result, worker_id, queue_us, run_us)
+  end
+
+  defp finish(nil, result), do: result
+  defp finish(finish, result), do: Hooks.finish(finish, result)
 
   # Encoding args happens in the submit NIF; beyond this size (bytes in external term format, a
   # fast proxy for the JSON's) it could outlast a scheduler slice, so a dirty scheduler takes it.
   @dirty_args_bytes 64 * 1024
 
-  defp submit_native(native, tag, command, args, session, timeout_ms) do
+  defp submit_native(native, tag, command, args, session, timeout_ms, timed) do
     if :erlang.external_size(args) > @dirty_args_bytes,
-      do: Native.pool_submit_dirty(native, tag, command, args, session, timeout_ms),
-      else: Native.pool_submit(native, tag, command, args, session, timeout_ms)
+      do: Native.pool_submit_dirty(native, tag, command, args, session, timeout_ms, timed),
+      else: Native.pool_submit(native, tag, command, args, session, timeout_ms, timed)
   end
 
   defp dirty_args?(args), do: :erlang.external_size(args) > @dirty_args_bytes
@@ -211,8 +240,31 @@ defmodule Snakepit.Call do
       wait ->
         case Native.pool_check_deadline(native, request_id) do
           {:wait, more} -> await_reply(native, tag, request_id, more)
-          {:expired, error} -> {:error, Gate.error(error)}
+          {:expired, error, _queue_us, _run_us} -> {:error, Gate.error(error)}
           :replied -> receive(do: ({^tag, reply} -> decode_reply(reply)))
+        end
+    end
+  end
+
+  # `await_reply/4` for a timed request: the result, its worker and the native pool's timings.
+  defp await_timed(native, tag, request_id, wait) do
+    receive do
+      {^tag, reply, worker_id, queue_us, run_us} ->
+        {decode_reply(reply), worker_id, queue_us, run_us}
+    after
+      wait ->
+        case Native.pool_check_deadline(native, request_id) do
+          {:wait, more} ->
+            await_timed(native, tag, request_id, more)
+
+          {:expired, error, queue_us, run_us} ->
+            {{:error, Gate.error(error)}, nil, queue_us, run_us}
+
+          :replied ->
+            receive do
+              {^tag, reply, worker_id, queue_us, run_us} ->
+                {decode_reply(reply), worker_id, queue_us, run_us}
+            end
         end
     end
   end

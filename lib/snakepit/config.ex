@@ -73,7 +73,9 @@ defmodule Snakepit.Config do
   `worker_ttl` takes `{n, :seconds | :minutes | :hours}`, `:infinity` or milliseconds;
   `worker_max_requests` a count or `:infinity`. `log_level` (`:debug`, `:info`, `:warning`,
   `:error`, `:none`) sets the Logger level of snakepit_rs's modules while the application runs,
-  and `SNAKEPIT_LOG_LEVEL` for workers (unless a pool's `env` sets it).
+  and `SNAKEPIT_LOG_LEVEL` for workers (unless a pool's `env` sets it). `log_python_output:
+  false` silences what workers print (read and dropped); `true`, the default here (upstream's
+  is `false`), logs each line with the worker's metadata (see `Snakepit.Pool`, "Logs").
   `adapter_env` entries may have atom keys and non-string values; they are made strings.
 
   ## Sessions
@@ -348,8 +350,8 @@ defmodule Snakepit.Config do
   defp global_key(:process_group_kill, false),
     do: {:ignored, "a stopped worker's process group is always killed"}
 
-  defp global_key(:log_python_output, true), do: :accepted
-  defp global_key(:log_python_output, false), do: {:ignored, "workers' output is always logged"}
+  # Read by each pool when it starts (`Snakepit.Pool`, "Logs"): `false` silences workers' output.
+  defp global_key(:log_python_output, value) when is_boolean(value), do: :accepted
 
   defp global_key(key, _value) do
     cond do

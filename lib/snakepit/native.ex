@@ -16,11 +16,11 @@ defmodule Snakepit.Native do
   def pool_stop(_pool), do: :erlang.nif_error(:nif_not_loaded)
 
   # src/nif/request.rs — pool_*: requests
-  # session: nil | {session_id, affinity | nil}
-  def pool_submit(_pool, _tag, _command, _args, _session, _timeout_ms),
+  # session: nil | {session_id, affinity | nil}; timed: the reply carries worker and timings
+  def pool_submit(_pool, _tag, _command, _args, _session, _timeout_ms, _timed),
     do: :erlang.nif_error(:nif_not_loaded)
 
-  def pool_submit_dirty(_pool, _tag, _command, _args, _session, _timeout_ms),
+  def pool_submit_dirty(_pool, _tag, _command, _args, _session, _timeout_ms, _timed),
     do: :erlang.nif_error(:nif_not_loaded)
 
   def pool_check_deadline(_pool, _request_id), do: :erlang.nif_error(:nif_not_loaded)

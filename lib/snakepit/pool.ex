@@ -60,14 +60,36 @@ defmodule Snakepit.Pool do
     * `{:caller_gone, request_id}` - a caller died while its request waited; it was dropped
     * `:health_check_passed` - an idle worker answered its health check
 
+    * `{:health_check_failed, id, os_pid, reason}` - a worker answered its health check with
+      an error; it is replaced (a `:worker_exit` follows)
+
   A worker of an `execute/3` adapter is a BEAM process (`Snakepit.BeamWorker`, linked to this
   process), not an OS process: its events carry `nil` as `os_pid`.
+
+  Each worker event is also emitted through `:telemetry` when it is loaded (see
+  `Snakepit.Telemetry`: spawned, terminated, restarted, recycled, health check failed).
+
+  ## Logs
+
+  What workers print and what happens to them goes to `Logger` with the metadata `pool`,
+  `worker_id` and `os_pid`. A worker's stdout lines are logged at `:info`, its stderr lines at
+  `:warning`, prefixed with its id and with `snakepit_worker` (the worker id) in their metadata
+  too, which tells them from the pool's own lines.
+
+    * `config :snakepit, log_level: level` (`:debug`, `:info`, `:warning`, `:error` or `:none`)
+      is the Logger level of the `:snakepit_rs` application while it runs: the pool's own logs
+      and workers' output below `level` are dropped (`:none`: all). Unset, `Logger`'s own
+      level decides. It also sets `SNAKEPIT_LOG_LEVEL` for Python workers (`Snakepit.Config`).
+    * `config :snakepit, log_python_output: false` drops what workers print: their stdout and
+      stderr are still read (a worker never blocks on a full pipe) but never logged, nor sent
+      to this process. The default, `true`, logs them (upstream's default is `false`). Read
+      when a pool starts.
   """
 
   use GenServer
   require Logger
 
-  alias Snakepit.{BeamWorkers, Call, Error, Native}
+  alias Snakepit.{BeamWorkers, Call, Error, Native, Telemetry}
   alias Snakepit.Adapter.Hooks
   alias Snakepit.Pool.{Options, Registry}
 
@@ -204,7 +226,9 @@ defmodule Snakepit.Pool do
          listener: opts[:event_listener],
          status: :starting,
          waiters: [],
-         beam_workers: BeamWorkers.new(opts)
+         beam_workers: BeamWorkers.new(opts),
+         # Worker id → OS pid, for the logs' metadata (from `:worker_ready` to the worker's exit).
+         os_pids: %{}
        }}
     else
       {:error, message} -> {:stop, {:shutdown, message}}
@@ -285,7 +309,8 @@ defmodule Snakepit.Pool do
 
   def handle_info({:snakepit_log, worker_id, stream, line}, state) do
     level = if stream == :stderr, do: :warning, else: :info
-    Logger.log(level, fn -> "[#{worker_id}] #{line}" end, snakepit_worker: worker_id)
+    metadata = [snakepit_worker: worker_id] ++ log_metadata(state, worker_id)
+    Logger.log(level, fn -> "[#{worker_id}] #{line}" end, metadata)
     {:noreply, state}
   end
 
@@ -349,26 +374,28 @@ defmodule Snakepit.Pool do
   ## Events
 
   defp handle_event({:ready, started}, state) do
-    Logger.debug("pool #{inspect(state.name)} ready with #{started} workers")
+    log(state, :debug, fn -> "pool #{inspect(state.name)} ready with #{started} workers" end)
     reply_waiters(%{state | status: :ready}, :ok)
   end
 
   defp handle_event({:start_failed, message}, state) do
-    Logger.error(
+    log(state, :error, fn ->
       "pool #{inspect(state.name)} could not start any worker: #{message}; " <>
         "retrying with back-off (up to 5 s)"
-    )
+    end)
 
     error = Error.new(:pool_not_initialized, "no worker could start: #{message}")
     reply_waiters(%{state | status: {:failed, error}}, {:error, error})
   end
 
   defp handle_event({:worker_ready, worker_id, os_pid}, state) do
-    Logger.debug("worker #{worker_id} ready (os pid #{os_pid})")
+    state = %{state | os_pids: Map.put(state.os_pids, worker_id, os_pid)}
+    log(state, :debug, fn -> "worker #{worker_id} ready (os pid #{os_pid})" end, worker_id)
+    worker_event(state, :spawned, %{system_time: System.system_time()}, worker_id, %{})
 
     case state.status do
       {:failed, _} ->
-        Logger.info("pool #{inspect(state.name)}: a worker started; the pool is ready")
+        log(state, :info, fn -> "pool #{inspect(state.name)}: a worker started; ready" end)
         reply_waiters(%{state | status: :ready}, :ok)
 
       _ ->
@@ -377,47 +404,113 @@ defmodule Snakepit.Pool do
   end
 
   defp handle_event({:worker_exit, worker_id, os_pid, exit}, state) do
-    Logger.warning("worker #{worker_id} (os pid #{os_pid}) exited: #{exit}; replacing it")
-    state
+    log(
+      state,
+      :warning,
+      fn -> "worker #{worker_id} (os pid #{os_pid}) exited: #{exit}; replacing it" end,
+      worker_id
+    )
+
+    now = %{system_time: System.system_time()}
+    worker_event(state, :terminated, now, worker_id, %{reason: exit, planned: false})
+    worker_event(state, :restarted, %{count: 1}, worker_id, %{reason: exit})
+    forget_worker(state, worker_id)
   end
 
   defp handle_event({:worker_retired, worker_id, os_pid}, state) do
-    Logger.debug("worker #{worker_id} (os pid #{os_pid}) recycled")
+    log(state, :debug, fn -> "worker #{worker_id} (os pid #{os_pid}) recycled" end, worker_id)
+    now = %{system_time: System.system_time()}
+    worker_event(state, :terminated, now, worker_id, %{reason: :recycled, planned: true})
+    worker_event(state, :recycled, %{count: 1}, worker_id, %{reason: :recycled})
+    forget_worker(state, worker_id)
+  end
+
+  defp handle_event({:health_check_failed, worker_id, os_pid, reason}, state) do
+    log(
+      state,
+      :warning,
+      fn -> "worker #{worker_id} (os pid #{os_pid}) failed its health check: #{reason}" end,
+      worker_id
+    )
+
+    worker_event(state, :health_check_failed, %{count: 1}, worker_id, %{reason: reason})
     state
   end
 
   defp handle_event({:circuit_open, failures}, state) do
-    Logger.error(
+    log(state, :error, fn ->
       "pool #{inspect(state.name)}: #{failures} worker starts failed in a row; " <>
         "requests fail with :circuit_open while no worker runs; retrying with back-off (up to 5 s)"
-    )
+    end)
 
     state
   end
 
   defp handle_event(:circuit_closed, state) do
-    Logger.info("pool #{inspect(state.name)}: a worker started again; circuit closed")
+    log(state, :info, fn ->
+      "pool #{inspect(state.name)}: a worker started again; circuit closed"
+    end)
+
     state
   end
 
   defp handle_event(:health_check_passed, state), do: state
 
   defp handle_event({:caller_gone, request_id}, state) do
-    Logger.debug("pool #{inspect(state.name)}: caller of queued request #{request_id} died")
+    log(state, :debug, fn ->
+      "pool #{inspect(state.name)}: caller of queued request #{request_id} died"
+    end)
+
     state
   end
 
   defp handle_event({:worker_start_failed, message}, state) do
-    Logger.error(message)
+    log(state, :error, fn -> message end)
     state
   end
 
   defp handle_event(event, state), do: ignore_event(event, state)
 
   defp ignore_event(event, state) do
-    Logger.warning("pool #{inspect(state.name)} ignored an unknown event: #{inspect(event)}")
+    log(state, :warning, fn ->
+      "pool #{inspect(state.name)} ignored an unknown event: #{inspect(event)}"
+    end)
+
     state
   end
+
+  ## Logs and worker events
+
+  # Logs at `level`, with the worker's metadata when about one. `log_level` applies through
+  # the application's Logger level (`Snakepit.Application`).
+  defp log(state, level, message, worker_id \\ nil),
+    do: Logger.log(level, message, log_metadata(state, worker_id))
+
+  defp log_metadata(state, nil), do: [pool: state.name]
+
+  defp log_metadata(state, worker_id),
+    do: [pool: state.name, worker_id: worker_id, os_pid: Map.get(state.os_pids, worker_id)]
+
+  # `[:snakepit, :pool, :worker, name]` (`[:snakepit, :worker, name]` for upstream's recycled
+  # and health-check events) through `:telemetry`, when loaded.
+  defp worker_event(state, name, measurements, worker_id, metadata) do
+    prefix =
+      if name in [:recycled, :health_check_failed],
+        do: [:snakepit, :worker],
+        else: [:snakepit, :pool, :worker]
+
+    metadata =
+      Map.merge(metadata, %{
+        pool: state.name,
+        worker_id: worker_id,
+        os_pid: Map.get(state.os_pids, worker_id)
+      })
+
+    Telemetry.execute(prefix ++ [name], measurements, metadata)
+  end
+
+  defp forget_worker(state, worker_id),
+    do: %{state | os_pids: Map.delete(state.os_pids, worker_id)}
 
   defp reply_waiters(state, reply) do
     Enum.each(state.waiters, &GenServer.reply(&1, reply))
@@ -460,6 +553,7 @@ defmodule Snakepit.Pool do
        stream_window: opts[:stream_window],
        stream_timeout_ms: timeout_ms(opts[:stream_timeout]),
        chunk_timeout_ms: opts[:chunk_timeout] || 0,
+       log_output: Application.get_env(:snakepit, :log_python_output, true) != false,
        watchdog: Snakepit.ProcessRegistry.watchdog_path(),
        registry_file: Snakepit.ProcessRegistry.registry_file()
      }}

@@ -11,13 +11,17 @@ defmodule Snakepit.Stream do
   acknowledgement becoming a credit frame to the worker, so the mailbox never holds more than W
   chunks however slow the consumer is. Acknowledging before waiting for the next chunk keeps
   the two from waiting on each other: fewer than W chunks are ever taken and not acknowledged.
+
+  With `:telemetry` loaded, the consuming process emits `[:snakepit, :stream, :start]`,
+  `[:snakepit, :stream, :credit_stall]` (a chunk that used up the window: the worker now waits
+  for this consumer) and `[:snakepit, :stream, :stop]` (see `Snakepit.Telemetry`).
   """
 
-  alias Snakepit.{Call, Error, Native}
+  alias Snakepit.{Call, Error, Native, Telemetry}
   alias Snakepit.Native.Gate
 
   @enforce_keys [:native, :tag, :id, :ack_every, :wait, :details]
-  defstruct [:native, :tag, :id, :ack_every, :wait, :details, taken: 0]
+  defstruct [:native, :tag, :id, :ack_every, :wait, :details, :span, taken: 0, chunks: 0]
 
   @typedoc "A stream being consumed."
   @opaque t :: %__MODULE__{}
@@ -31,6 +35,8 @@ defmodule Snakepit.Stream do
   """
   @spec open(String.t(), Call.args(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def open(command, args, opts) do
+    started = System.monotonic_time()
+
     with {:ok, stream} <- Call.submit_stream(command, args, opts) do
       {:ok,
        %__MODULE__{
@@ -39,7 +45,8 @@ defmodule Snakepit.Stream do
          id: stream.id,
          ack_every: max(1, div(stream.window, 2)),
          wait: stream.wait,
-         details: stream.details
+         details: stream.details,
+         span: start_span(started, stream.details)
        }}
     end
   end
@@ -58,8 +65,9 @@ defmodule Snakepit.Stream do
   def next(%__MODULE__{tag: tag} = stream) do
     receive do
       {^tag, :chunk, json, marks} -> chunk(stream, json, marks)
-      {^tag, :done} -> :done
-      {^tag, :error, error} -> {:error, error(stream, Gate.error(error))}
+      {^tag, :chunk_stall, json, marks} -> stream |> stalled() |> chunk(json, marks)
+      {^tag, :done} -> stop(stream, :done)
+      {^tag, :error, error} -> stop(stream, {:error, error(stream, Gate.error(error))})
     after
       stream.wait -> check_deadline(stream)
     end
@@ -72,6 +80,11 @@ defmodule Snakepit.Stream do
   """
   @spec halt(t()) :: :ok
   def halt(%__MODULE__{} = stream) do
+    halt_native(stream)
+    stop(stream, :ok)
+  end
+
+  defp halt_native(stream) do
     :ok = Native.pool_stream_halt(stream.native, stream.id)
     flush(stream.tag)
   end
@@ -112,11 +125,11 @@ defmodule Snakepit.Stream do
   defp chunk(stream, json, marks) do
     with {:ok, value} <- Call.decode_json(json),
          {:ok, marks} <- decode_marks(marks) do
-      {:chunk, value, marks, %{stream | taken: stream.taken + 1}}
+      {:chunk, value, marks, %{stream | taken: stream.taken + 1, chunks: stream.chunks + 1}}
     else
       {:error, error} ->
-        halt(stream)
-        {:error, error(stream, error)}
+        halt_native(stream)
+        stop(stream, {:error, error(stream, error)})
     end
   end
 
@@ -134,9 +147,9 @@ defmodule Snakepit.Stream do
       {:wait, more} ->
         next(%{stream | wait: more})
 
-      {:expired, error} ->
+      {:expired, error, _queue_us, _run_us} ->
         flush(stream.tag)
-        {:error, error(stream, Gate.error(error))}
+        stop(stream, {:error, error(stream, Gate.error(error))})
 
       :replied ->
         next(%{stream | wait: :infinity})
@@ -146,9 +159,58 @@ defmodule Snakepit.Stream do
   defp error(stream, %Error{details: details} = error),
     do: %{error | details: Map.merge(stream.details, details)}
 
+  ## Telemetry (nothing of it when `:telemetry` is not loaded: `span` is nil)
+
+  defp start_span(started, details) do
+    if Telemetry.enabled?() do
+      metadata = %{
+        pool: details[:pool],
+        command: details[:command],
+        session_id: details[:session_id]
+      }
+
+      measurements = %{monotonic_time: started, system_time: System.system_time()}
+      Telemetry.execute([:snakepit, :stream, :start], measurements, metadata)
+      {started, metadata}
+    end
+  end
+
+  defp stalled(%{span: nil} = stream), do: stream
+
+  defp stalled(%{span: {_, metadata}} = stream) do
+    measurements = %{chunks: stream.chunks + 1}
+    Telemetry.execute([:snakepit, :stream, :credit_stall], measurements, metadata)
+    stream
+  end
+
+  # The stream ended with `result` (`:done`, `{:error, error}`, or `:ok` for a halt); returns it.
+  defp stop(%{span: nil}, result), do: result
+
+  defp stop(%{span: {started, metadata}} = stream, result) do
+    now = System.monotonic_time()
+
+    outcome =
+      case result do
+        :done -> :done
+        :ok -> :halted
+        {:error, %Error{reason: reason}} -> reason
+      end
+
+    measurements = %{duration: now - started, chunks: stream.chunks, monotonic_time: now}
+
+    Telemetry.execute(
+      [:snakepit, :stream, :stop],
+      measurements,
+      Map.put(metadata, :outcome, outcome)
+    )
+
+    result
+  end
+
   defp flush(tag) do
     receive do
       {^tag, :chunk, _, _} -> flush(tag)
+      {^tag, :chunk_stall, _, _} -> flush(tag)
       {^tag, :done} -> flush(tag)
       {^tag, :error, _} -> flush(tag)
     after

@@ -93,6 +93,77 @@ defmodule Snakepit.StatsTest do
              assert_identity(Snakepit.get_stats(pool))
   end
 
+  describe "latency and per-worker figures" do
+    # Exact numbers are the core's rule tests (native/snakepit_core/tests/latency.rs); here,
+    # with real workers, their presence, shape and monotonicity.
+    test "an unused pool has empty windows and no error rate" do
+      pool = start_test_workers!(size: 2)
+      empty = %{p50: 0.0, p95: 0.0, p99: 0.0, samples: 0}
+
+      assert %{error_rate: 0.0, queue_time_ms: ^empty, run_time_ms: ^empty} =
+               Snakepit.get_stats(pool)
+
+      for worker <- Snakepit.list_workers(pool) do
+        assert %{requests: 0, errors: 0, last_used_ms_ago: nil, uptime_ms: uptime} = worker
+        assert is_integer(uptime) and uptime >= 0
+        assert is_integer(worker.memory_rss_bytes) and worker.memory_rss_bytes > 0
+      end
+    end
+
+    test "the windows fill, their percentiles are ordered, the error rate is errors / finished",
+         %{tmp_dir: dir} do
+      pool = start_test_workers!(size: 1)
+
+      for n <- 1..3 do
+        assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
+        assert %{run_time_ms: %{samples: ^n}, queue_time_ms: %{samples: ^n}} = stats(pool)
+      end
+
+      assert {:error, %Error{}} = Snakepit.execute("fail", %{}, pool: pool)
+      blocker = TestBlocker.new!(dir)
+
+      assert {:error, %Error{reason: :timeout}} =
+               Snakepit.execute("block", TestBlocker.args(blocker), pool: pool, timeout: 50)
+
+      TestBlocker.release(blocker)
+      assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
+
+      stats = stats(pool)
+      assert %{completed: 4, errors: 2, run_time_ms: run, queue_time_ms: queue} = stats
+      assert stats.error_rate == 2 / 6
+      assert run.samples == 6 and queue.samples == 6
+      # The timed-out request ran at least its 50 ms timeout: the top of the run window.
+      assert run.p99 >= 50.0
+
+      [worker] = Snakepit.list_workers(pool)
+      # The late answer of the timed-out request counts as a request, not as an error again.
+      assert %{requests: 6, errors: 2, last_used_ms_ago: ago} = worker
+      assert is_integer(ago) and ago >= 0
+      [later] = Snakepit.list_workers(pool)
+      assert later.uptime_ms >= worker.uptime_ms
+      assert later.last_used_ms_ago >= ago
+    end
+
+    test "a BEAM worker has no OS memory to report" do
+      pool = start_test_workers!(size: 1, adapter_module: Snakepit.BeamPingAdapter)
+      assert {:ok, _} = Snakepit.execute("ping", %{}, pool: pool)
+
+      assert [%{os_pid: nil, memory_rss_bytes: nil, requests: 1, errors: 0}] =
+               Snakepit.list_workers(pool)
+    end
+  end
+
+  # The counters add up, and percentiles never decrease p50 → p95 → p99.
+  defp stats(pool) do
+    stats = assert_identity(Snakepit.get_stats(pool))
+
+    for window <- [stats.queue_time_ms, stats.run_time_ms] do
+      assert window.p50 <= window.p95 and window.p95 <= window.p99, inspect(window)
+    end
+
+    stats
+  end
+
   defp assert_identity(stats) do
     outcomes = ~w(completed errors callers_gone in_flight queued)a
 

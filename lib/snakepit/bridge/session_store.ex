@@ -56,6 +56,11 @@ defmodule Snakepit.Bridge.SessionStore do
   `unsubscribe/0` or the subscriber's exit. The store's own exit ends every session it held
   without messages: a subscriber that keeps per-session resources monitors the store.
 
+  With `:telemetry` loaded, a created session emits
+  `[:snakepit, :session_store, :session, :created]` and each expired one
+  `[:snakepit, :session_store, :session, :expired]` (upstream's names; see
+  `Snakepit.Telemetry`).
+
   ## Options
 
   Each option of `start_link/1` falls back to the application environment, as upstream:
@@ -111,6 +116,10 @@ defmodule Snakepit.Bridge.SessionStore do
   ]
   # Share of `max_sessions` from which strict mode warns (upstream's default).
   @warning_threshold 0.8
+
+  # Telemetry events (`Snakepit.Telemetry`), upstream's names.
+  @created [:snakepit, :session_store, :session, :created]
+  @expired [:snakepit, :session_store, :session, :expired]
 
   @typedoc "A store: its name or pid (default `Snakepit.Bridge.SessionStore`)."
   @type server :: GenServer.server()
@@ -577,6 +586,8 @@ defmodule Snakepit.Bridge.SessionStore do
         with :ok <- Session.validate(session),
              {:ok, state} <- make_room(state) do
           insert(state, session)
+          created = %{system_time: System.system_time()}
+          Snakepit.Telemetry.execute(@created, created, %{session_id: session_id})
           {{:ok, session}, count(state, :sessions_created, 1)}
         else
           {:error, reason} -> {{:error, reason}, state}
@@ -650,9 +661,13 @@ defmodule Snakepit.Bridge.SessionStore do
     {removed, state}
   end
 
+  # Every end goes through here: subscribers hear of it, and an expiry is a telemetry event.
   defp notify(state, session_id, reason) do
     for {pid, _ref} <- state.subscribers,
         do: send(pid, {:snakepit_session_ended, session_id, reason})
+
+    if reason == :expired,
+      do: Snakepit.Telemetry.execute(@expired, %{count: 1}, %{session_id: session_id})
 
     :ok
   end

@@ -12,7 +12,10 @@ defmodule Snakepit.Native.Gate do
 
   # Every key the NIF puts in details (native/snakepit_rs/src/error.rs); a key not listed stays
   # a string rather than create atoms from data.
-  @keys Map.new(~w(type message traceback worker_id exit waited_ms timeout_ms), &{&1, :"#{&1}"})
+  @keys Map.new(
+          ~w(type message traceback worker_id exit waited_ms timeout_ms max_queue_size),
+          &{&1, :"#{&1}"}
+        )
 
   @doc "The `Snakepit.Error` for a NIF's error triple."
   @spec error(native_error()) :: Error.t()

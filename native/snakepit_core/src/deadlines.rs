@@ -36,12 +36,12 @@ impl<H: Host> Dispatch<H> {
             now.saturating_duration_since(queued.enqueued) >= queue_timeout
         });
         for queued in expired {
+            let timings = self
+                .counters
+                .record(Outcome::QueueTimeout, queued.timings(now));
             effects.demonitors.extend(queued.monitor);
-            self.counters.record(Outcome::QueueTimeout, None);
-            let waited = now.saturating_duration_since(queued.enqueued);
-            effects
-                .failures
-                .push((queued.reply, Failure::QueueTimeout { waited }));
+            let waited = timings.queue;
+            effects.fail(queued.reply, Failure::QueueTimeout { waited }, timings);
         }
         let grace = self.config.cancel_grace;
         let mut due_checks = Vec::new();
@@ -59,9 +59,12 @@ impl<H: Host> Dispatch<H> {
             };
             if let Some(inflight) = slot.inflight.as_mut() {
                 if inflight.expired_at.is_none() && now >= inflight.deadline() {
-                    effects
-                        .failures
-                        .extend(expire(&mut self.counters, inflight, now));
+                    if let Some((reply, failure, timings)) =
+                        expire(&mut self.counters, inflight, now)
+                    {
+                        slot.errors += 1;
+                        effects.fail(reply, failure, timings);
+                    }
                 }
                 if let Some(expired_at) = inflight.expired_at {
                     if !inflight.cancel_sent {

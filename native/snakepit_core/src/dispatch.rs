@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::effects::{Effects, Event, Failure, Send};
-use crate::outcome::{Counters, Outcome, Stats};
+use crate::outcome::{Counters, Outcome, Stats, Timings};
 use crate::queue::{Place, Queue};
 use crate::request::{Completed, Deadline, Queued, Rejected, Request, Submitted};
 use crate::session::{Affinity, Session, SessionInfo, Sessions};
@@ -301,10 +301,13 @@ impl<H: Host> Dispatch<H> {
                 return (Deadline::Wait(wait), effects);
             }
             let queued = self.queue.remove(id).expect("found above");
+            let timings = self
+                .counters
+                .record(Outcome::QueueTimeout, queued.timings(now));
             effects.demonitors.extend(queued.monitor);
             effects.withdrawn.push(queued.reply);
-            self.counters.record(Outcome::QueueTimeout, None);
-            return (Deadline::Expired(Failure::QueueTimeout { waited }), effects);
+            let failure = Failure::QueueTimeout { waited };
+            return (Deadline::Expired(failure, timings), effects);
         }
         let grace = self.config.cancel_grace;
         for slot in &mut self.slots {
@@ -316,14 +319,15 @@ impl<H: Host> Dispatch<H> {
             if now < deadline {
                 return (Deadline::Wait(deadline - now), effects);
             }
-            let (reply, failure) =
+            let (reply, failure, timings) =
                 expire(&mut self.counters, inflight, now).expect("a pending request expires");
+            slot.errors += 1;
             effects.withdrawn.push(reply);
             inflight.cancel_sent = true;
             let worker = slot.worker().expect("a running slot has a worker").clone();
             effects.sends.push((worker, Send::Cancel(id)));
             self.note_deadline(now + grace);
-            return (Deadline::Expired(failure), effects);
+            return (Deadline::Expired(failure, timings), effects);
         }
         (Deadline::Replied, effects)
     }
@@ -361,7 +365,7 @@ impl<H: Host> Dispatch<H> {
         let mut inflight = slot.inflight.take().expect("matched above");
         let reply = inflight.reply.take();
         let kind = inflight.kind;
-        let submitted = inflight.submitted;
+        let timings = inflight.timings(now);
         let _ = inflight.leave(&mut effects);
         slot.last_active = now;
         if kind == Kind::HealthCheck {
@@ -371,6 +375,8 @@ impl<H: Host> Dispatch<H> {
             }
         } else {
             slot.requests += 1;
+            slot.errors += u64::from(failed && reply.is_some());
+            slot.last_used = Some(now);
             slot.served += 1;
         }
         if !slot.retiring && self.worn_out(slot_index, now) {
@@ -382,18 +388,14 @@ impl<H: Host> Dispatch<H> {
                 effects.events.push(Event::HealthCheckPassed);
                 Completed::HealthCheck { ok: true }
             }
-            Kind::Request => {
-                if reply.is_some() {
-                    let outcome = if failed {
-                        Outcome::WorkerError
-                    } else {
-                        Outcome::Completed
-                    };
-                    let answered = now.saturating_duration_since(submitted);
-                    self.counters.record(outcome, Some(answered));
-                }
-                Completed::Request(reply)
-            }
+            Kind::Request => Completed::Request(reply.map(|reply| {
+                let outcome = if failed {
+                    Outcome::WorkerError
+                } else {
+                    Outcome::Completed
+                };
+                (reply, self.counters.record(outcome, timings))
+            })),
         };
         (completed, effects)
     }
@@ -412,7 +414,8 @@ impl<H: Host> Dispatch<H> {
             .queue
             .remove_first(|queued| queued.monitor.as_ref().is_some_and(&is_its_monitor));
         if let Some(queued) = removed {
-            self.counters.record(Outcome::CallerGone, None);
+            self.counters
+                .record(Outcome::CallerGone, queued.timings(now));
             effects
                 .events
                 .push(Event::CallerGone { request: queued.id });
@@ -448,11 +451,11 @@ impl<H: Host> Dispatch<H> {
         while let Some((queued, place)) = self.queue.dequeue_for(slot_index) {
             let waited = now.saturating_duration_since(queued.enqueued);
             if waited >= queue_timeout {
+                let timings = self
+                    .counters
+                    .record(Outcome::QueueTimeout, queued.timings(now));
                 effects.demonitors.extend(queued.monitor);
-                self.counters.record(Outcome::QueueTimeout, None);
-                effects
-                    .failures
-                    .push((queued.reply, Failure::QueueTimeout { waited }));
+                effects.fail(queued.reply, Failure::QueueTimeout { waited }, timings);
                 continue;
             }
             // A strict request that waited unbound follows its session to the worker one of its
@@ -475,11 +478,11 @@ impl<H: Host> Dispatch<H> {
                     continue;
                 }
                 Some((_, false)) => {
+                    let timings = self
+                        .counters
+                        .record(Outcome::SessionWorkerGone, queued.timings(now));
                     effects.demonitors.extend(queued.monitor);
-                    self.counters.record(Outcome::SessionWorkerGone, None);
-                    effects
-                        .failures
-                        .push((queued.reply, Failure::SessionWorkerUnavailable));
+                    effects.fail(queued.reply, Failure::SessionWorkerUnavailable, timings);
                     continue;
                 }
                 _ => {}
@@ -537,11 +540,11 @@ impl<H: Host> Dispatch<H> {
     /// line joins the global queue.
     pub(crate) fn abandon_line(&mut self, slot: usize, effects: &mut Effects<H>) {
         for queued in self.queue.abandon_line(slot) {
+            let timings = self
+                .counters
+                .record(Outcome::SessionWorkerGone, queued.timings(self.now));
             effects.demonitors.extend(queued.monitor);
-            self.counters.record(Outcome::SessionWorkerGone, None);
-            effects
-                .failures
-                .push((queued.reply, Failure::SessionWorkerUnavailable));
+            effects.fail(queued.reply, Failure::SessionWorkerUnavailable, timings);
         }
     }
 
@@ -619,6 +622,9 @@ impl<H: Host> Dispatch<H> {
                 worker: slot.worker().cloned(),
                 status: slot.status,
                 requests: slot.requests,
+                errors: slot.errors,
+                last_used: slot.last_used,
+                installed: slot.installed,
             })
             .collect()
     }
@@ -626,16 +632,16 @@ impl<H: Host> Dispatch<H> {
 
 /// Takes the caller away from a running request past its timeout (its execution timeout, or a
 /// stream's idle timeout when that came first): records the outcome and returns the reply
-/// target with the failure. The worker stays busy (no new work) until it
+/// target with the failure and timings. The worker stays busy (no new work) until it
 /// answers, or is killed once the cancel grace is over.
 pub(crate) fn expire<H: Host>(
     counters: &mut Counters,
     inflight: &mut InFlight<H>,
     now: Instant,
-) -> Option<(H::Reply, Failure<H::Loss>)> {
+) -> Option<(H::Reply, Failure<H::Loss>, Timings)> {
     inflight.expired_at = Some(now);
     let reply = inflight.reply.take()?;
-    counters.record(Outcome::Timeout, None);
+    let timings = counters.record(Outcome::Timeout, inflight.timings(now));
     let command = inflight.command.clone();
     let whole = inflight.dispatched + inflight.timeout;
     let failure = match inflight.stream.as_ref().and_then(|s| s.chunk_timeout) {
@@ -645,5 +651,5 @@ pub(crate) fn expire<H: Host>(
             timeout: inflight.timeout,
         },
     };
-    Some((reply, failure))
+    Some((reply, failure, timings))
 }

@@ -3,6 +3,7 @@
 use std::num::NonZeroU64;
 use std::time::Duration;
 
+use crate::outcome::Timings;
 use crate::Host;
 
 /// Something to write to a worker.
@@ -60,6 +61,9 @@ pub struct Effects<H: Host> {
     pub sends: Vec<(H::Worker, Send)>,
     /// Requests to answer with an error.
     pub failures: Vec<(H::Reply, Failure<H::Loss>)>,
+    /// The timings of `failures`, index for index (kept apart so that the failures read as
+    /// what they are; [`Effects::fail`] pushes both).
+    pub failure_timings: Vec<Timings>,
     /// Monitors of callers whose request left the queue.
     pub demonitors: Vec<H::Monitor>,
     /// Replies that will never be sent (the caller answered itself, or died): handed back so
@@ -82,6 +86,7 @@ impl<H: Host> Default for Effects<H> {
         Effects {
             sends: Vec::new(),
             failures: Vec::new(),
+            failure_timings: Vec::new(),
             demonitors: Vec::new(),
             withdrawn: Vec::new(),
             kills: Vec::new(),
@@ -94,6 +99,12 @@ impl<H: Host> Default for Effects<H> {
 }
 
 impl<H: Host> Effects<H> {
+    /// Request `reply` failed with `failure` after `timings`.
+    pub fn fail(&mut self, reply: H::Reply, failure: Failure<H::Loss>, timings: Timings) {
+        self.failures.push((reply, failure));
+        self.failure_timings.push(timings);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sends.is_empty()
             && self.failures.is_empty()

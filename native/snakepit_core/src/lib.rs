@@ -20,7 +20,9 @@
 //!   idle timeout.
 //! - [`slot`]: one place for a worker, and the request it runs.
 //! - [`effects`]: what a call decided — [`Effects`], [`Failure`], [`Event`].
-//! - [`outcome`]: how each accepted request ended, and the [`Counters`] derived from it.
+//! - [`outcome`]: how each accepted request ended and its [`Timings`], and the [`Counters`]
+//!   derived from them.
+//! - [`latency`]: the fixed-size histogram behind the queue- and run-time percentiles.
 //! - [`config`]: the pool's rules, as durations and limits.
 //! - [`log_line`]: cutting worker output into bounded log lines.
 
@@ -28,6 +30,7 @@ pub mod config;
 pub mod deadlines;
 pub mod dispatch;
 pub mod effects;
+pub mod latency;
 pub mod log_line;
 pub mod outcome;
 pub mod queue;
@@ -40,7 +43,8 @@ pub mod workers;
 pub use config::Config;
 pub use dispatch::{Dispatch, Phase};
 pub use effects::{Effects, Event, Failure, Send};
-pub use outcome::{Counters, Outcome, Stats};
+pub use latency::{Histogram, Percentiles};
+pub use outcome::{Counters, Outcome, Stats, Timings};
 pub use request::{Completed, Deadline, Rejected, Request, Submitted};
 pub use session::{Affinity, Binding, Session, SessionInfo};
 pub use slot::{SlotStatus, WorkerInfo};

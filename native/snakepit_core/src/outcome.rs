@@ -1,7 +1,38 @@
-//! How each accepted request ended. Counters are derived from outcomes only, so that they (and
-//! the telemetry to come) can never disagree: every accepted request is recorded exactly once.
+//! How each accepted request ended, and how long it waited and ran. Counters and latency
+//! histograms are derived from outcomes only, and the same [`Timings`] go back to the caller
+//! with its reply (for telemetry), so that stats and events can never disagree: every accepted
+//! request is recorded exactly once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::latency::{Histogram, Percentiles};
+
+/// How long a finished request waited for a worker and ran on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// From submit until a worker took it — or, if none did, until it left the queue.
+    pub queue: Duration,
+    /// From a worker taking it until its outcome; `None` if it never reached a worker.
+    pub run: Option<Duration>,
+}
+
+impl Timings {
+    /// A request that waited since `enqueued` and leaves the queue at `now` without running.
+    pub fn waited(enqueued: Instant, now: Instant) -> Self {
+        Timings {
+            queue: now.saturating_duration_since(enqueued),
+            run: None,
+        }
+    }
+
+    /// A request submitted at `submitted`, taken by a worker at `dispatched`, ending at `now`.
+    pub fn ran(submitted: Instant, dispatched: Instant, now: Instant) -> Self {
+        Timings {
+            queue: dispatched.saturating_duration_since(submitted),
+            run: Some(now.saturating_duration_since(dispatched)),
+        }
+    }
+}
 
 /// The one way an accepted request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +82,7 @@ impl Outcome {
     }
 }
 
-/// Monotonic counters.
+/// Monotonic counters, and latency over a recent window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Accepted requests.
@@ -78,16 +109,34 @@ pub struct Counters {
     pub workers_killed: u64,
     pub worker_recycles: u64,
     pub health_checks: u64,
+    /// Queue times ([`Timings::queue`]) of finished requests, over a recent window.
+    pub queue_time: Histogram,
+    /// Run times ([`Timings::run`]) of finished requests that reached a worker.
+    pub run_time: Histogram,
 }
 
 impl Counters {
-    /// Records how one accepted request ended; `answered` is the submit-to-answer time when a
-    /// worker answered it.
-    pub fn record(&mut self, outcome: Outcome, answered: Option<Duration>) {
+    /// Records how one accepted request ended, and its timings; returns them (for its reply).
+    pub fn record(&mut self, outcome: Outcome, timings: Timings) -> Timings {
         self.outcomes[outcome as usize] += 1;
-        if let Some(time) = answered {
-            self.response_time += time;
+        self.queue_time.record(timings.queue);
+        if let Some(run) = timings.run {
+            self.run_time.record(run);
+            if matches!(outcome, Outcome::Completed | Outcome::WorkerError) {
+                self.response_time += timings.queue + run;
+            }
         }
+        timings
+    }
+
+    /// Percentiles of queue times over the recent window.
+    pub fn queue_percentiles(&self) -> Percentiles {
+        self.queue_time.percentiles()
+    }
+
+    /// Percentiles of run times over the recent window.
+    pub fn run_percentiles(&self) -> Percentiles {
+        self.run_time.percentiles()
     }
 
     pub fn outcome(&self, outcome: Outcome) -> u64 {

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::effects::Failure;
+use crate::outcome::Timings;
 use crate::queue::Waiting;
 use crate::session::Session;
 use crate::stream::StreamRequest;
@@ -63,16 +64,18 @@ pub enum Rejected {
 pub enum Deadline<L> {
     /// Not expired: check again after this long.
     Wait(Duration),
-    /// Expired and withdrawn: no reply will be sent; the caller reports this failure.
-    Expired(Failure<L>),
+    /// Expired and withdrawn: no reply will be sent; the caller reports this failure, which
+    /// came after these timings.
+    Expired(Failure<L>, Timings),
     /// Answered: the reply is in, or on its way to, the caller.
     Replied,
 }
 
 /// What a worker's reply completed.
 pub enum Completed<R> {
-    /// A request; `None` when it already had its outcome (timed out): discard the reply.
-    Request(Option<R>),
+    /// A request, with its timings; `None` when it already had its outcome (timed out):
+    /// discard the reply.
+    Request(Option<(R, Timings)>),
     HealthCheck {
         ok: bool,
     },
@@ -95,6 +98,13 @@ pub struct Queued<H: Host> {
     pub stream: Option<StreamRequest<H>>,
     /// Its place in submit order (see `queue.rs`).
     pub seq: u64,
+}
+
+impl<H: Host> Queued<H> {
+    /// Its timings, leaving the queue at `now` without running.
+    pub(crate) fn timings(&self, now: Instant) -> Timings {
+        Timings::waited(self.enqueued, now)
+    }
 }
 
 impl<H: Host> Waiting for Queued<H> {

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::outcome::Timings;
 use crate::stream::Stream;
 use crate::Host;
 
@@ -84,6 +85,11 @@ impl<H: Host> InFlight<H> {
         }
     }
 
+    /// Its timings, ending at `now`.
+    pub fn timings(&self, now: Instant) -> Timings {
+        Timings::ran(self.submitted, self.dispatched, now)
+    }
+
     /// Running with no outcome yet.
     pub fn pending(&self) -> bool {
         self.kind == Kind::Request && self.reply.is_some()
@@ -98,6 +104,11 @@ pub struct Slot<H: Host> {
     pub inflight: Option<InFlight<H>>,
     /// Requests answered by the workers of this slot.
     pub requests: u64,
+    /// Requests of this slot's workers that ended in an error: answered with one, timed out,
+    /// or lost with their worker.
+    pub errors: u64,
+    /// When a worker of this slot last finished a request (health checks aside).
+    pub last_used: Option<Instant>,
     /// Requests answered by the current worker (for `worker_max_requests`).
     pub served: u64,
     /// When the current worker was installed (for `worker_ttl`).
@@ -122,6 +133,8 @@ impl<H: Host> Slot<H> {
             status,
             inflight: None,
             requests: 0,
+            errors: 0,
+            last_used: None,
             served: 0,
             installed: now,
             last_active: now,
@@ -147,4 +160,9 @@ pub struct WorkerInfo<W> {
     pub worker: Option<W>,
     pub status: SlotStatus,
     pub requests: u64,
+    pub errors: u64,
+    /// When a worker of the slot last finished a request; `None` if none has.
+    pub last_used: Option<Instant>,
+    /// When the current worker was installed (or the slot began, while none is).
+    pub installed: Instant,
 }

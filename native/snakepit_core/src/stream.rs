@@ -215,9 +215,9 @@ impl<H: Host> Dispatch<H> {
             .is_some_and(|queued| queued.stream.is_some())
         {
             let queued = self.queue.remove(id).expect("found above");
+            self.counters.record(Outcome::Halted, queued.timings(now));
             effects.demonitors.extend(queued.monitor);
             effects.withdrawn.push(queued.reply);
-            self.counters.record(Outcome::Halted, None);
         } else if let Some(index) = self.running(id) {
             self.halt_running(index, now, &mut effects);
         }
@@ -234,7 +234,7 @@ impl<H: Host> Dispatch<H> {
         let Some(reply) = inflight.reply.take() else {
             return;
         };
-        self.counters.record(Outcome::Halted, None);
+        self.counters.record(Outcome::Halted, inflight.timings(now));
         effects.withdrawn.push(reply);
         inflight.expired_at = Some(now);
         inflight.cancel_sent = true;
@@ -253,6 +253,16 @@ impl<H: Host> Dispatch<H> {
         self.slots
             .iter()
             .position(|slot| slot.inflight.as_ref().is_some_and(|i| i.id == id))
+    }
+
+    /// Whether stream `id` runs and its worker waits for credit: it used up its window (the
+    /// consumer has that many chunks it has not acknowledged).
+    pub fn waits_for_credit(&self, id: u64) -> bool {
+        self.running(id).is_some_and(|index| {
+            let inflight = self.slots[index].inflight.as_ref();
+            let stream = inflight.and_then(|i| i.stream.as_ref());
+            stream.is_some_and(|s| s.window.is_some() && !s.may_send())
+        })
     }
 
     /// Whether request `id` is a stream still running with no outcome: its chunks are

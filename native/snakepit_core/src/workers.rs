@@ -92,11 +92,11 @@ impl<H: Host> Dispatch<H> {
             effects.events.push(Event::CircuitOpened { failures });
             if self.live_workers() == 0 {
                 for queued in self.queue.drain_all() {
+                    let timings = self
+                        .counters
+                        .record(Outcome::CircuitOpen, queued.timings(now));
                     effects.demonitors.extend(queued.monitor);
-                    self.counters.record(Outcome::CircuitOpen, None);
-                    effects
-                        .failures
-                        .push((queued.reply, Failure::CircuitOpen { failures }));
+                    effects.fail(queued.reply, Failure::CircuitOpen { failures }, timings);
                 }
             }
         }
@@ -116,7 +116,7 @@ impl<H: Host> Dispatch<H> {
         loss: H::Loss,
         now: Instant,
     ) -> (Removed, Effects<H>) {
-        self.clock(now);
+        let now = self.clock(now);
         let mut effects = Effects::default();
         if !self.slots[slot_index].holds(uid) {
             return (Removed::NotInstalled, effects);
@@ -131,10 +131,13 @@ impl<H: Host> Dispatch<H> {
         } else {
             SlotStatus::Starting
         };
-        let running = slot.inflight.take();
-        if let Some(reply) = running.and_then(|inflight| inflight.leave(&mut effects)) {
-            self.counters.record(Outcome::Lost, None);
-            effects.failures.push((reply, Failure::Lost(loss)));
+        if let Some(inflight) = slot.inflight.take() {
+            let timings = inflight.timings(now);
+            if let Some(reply) = inflight.leave(&mut effects) {
+                slot.errors += 1;
+                self.counters.record(Outcome::Lost, timings);
+                effects.fail(reply, Failure::Lost(loss), timings);
+            }
         }
         // Strict requests waiting for this worker fail; hint ones wait for any worker instead.
         self.abandon_line(slot_index, &mut effects);
@@ -153,7 +156,7 @@ impl<H: Host> Dispatch<H> {
     /// Enters the stopping phase: refuses new work and fails everything queued or running with
     /// [`Failure::Shutdown`]. `None` if stop had already begun.
     pub fn begin_stop(&mut self, now: Instant) -> Option<Effects<H>> {
-        self.clock(now);
+        let now = self.clock(now);
         if self.phase == Phase::Stopping {
             return None;
         }
@@ -161,15 +164,18 @@ impl<H: Host> Dispatch<H> {
         self.timer_at = None;
         let mut effects = Effects::default();
         for queued in self.queue.drain_all() {
+            let timings = self.counters.record(Outcome::Shutdown, queued.timings(now));
             effects.demonitors.extend(queued.monitor);
-            self.counters.record(Outcome::Shutdown, None);
-            effects.failures.push((queued.reply, Failure::Shutdown));
+            effects.fail(queued.reply, Failure::Shutdown, timings);
         }
         for slot in &mut self.slots {
-            let running = slot.inflight.take();
-            if let Some(reply) = running.and_then(|inflight| inflight.leave(&mut effects)) {
-                self.counters.record(Outcome::Shutdown, None);
-                effects.failures.push((reply, Failure::Shutdown));
+            let Some(inflight) = slot.inflight.take() else {
+                continue;
+            };
+            let timings = inflight.timings(now);
+            if let Some(reply) = inflight.leave(&mut effects) {
+                self.counters.record(Outcome::Shutdown, timings);
+                effects.fail(reply, Failure::Shutdown, timings);
             }
         }
         self.idle.clear();

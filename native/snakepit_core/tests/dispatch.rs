@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use snakepit_core::{
     Completed, Deadline, Event, Failure, Outcome, Rejected, Removed, Send, SlotStatus, Submitted,
+    Timings,
 };
 
 fn run_on(submitted: Submitted<T>) -> (u64, u64) {
@@ -37,7 +38,7 @@ fn idle_workers_take_requests_at_once_the_rest_queue_in_order() {
 
     // Worker 101 answers first: it takes the oldest queued request.
     let (completed, effects) = d.on_reply(1, 101, 2, false, clock.at(2));
-    assert!(matches!(completed, Completed::Request(Some(2))));
+    assert!(matches!(completed, Completed::Request(Some((2, _)))));
     assert_eq!(
         effects.sends,
         vec![(101, Send::Frame(3u64.to_le_bytes().to_vec()))]
@@ -124,7 +125,13 @@ fn the_caller_check_withdraws_a_queued_request_exactly_at_its_deadline() {
     let (deadline, effects) = d.check_deadline(2, clock.at(5000));
     assert_eq!(
         deadline,
-        Deadline::Expired(Failure::QueueTimeout { waited: ms(5000) })
+        Deadline::Expired(
+            Failure::QueueTimeout { waited: ms(5000) },
+            Timings {
+                queue: ms(5000),
+                run: None
+            }
+        )
     );
     assert_eq!((effects.demonitors, effects.withdrawn), (vec![7], vec![2]));
     let (_, effects) = d.on_reply(0, 100, 1, false, clock.at(5001));
@@ -171,7 +178,7 @@ fn a_late_reply_within_the_grace_is_discarded_and_the_worker_kept() {
     let (deadline, effects) = d.check_deadline(1, clock.at(100));
     assert!(matches!(
         deadline,
-        Deadline::Expired(Failure::Timeout { .. })
+        Deadline::Expired(Failure::Timeout { .. }, _)
     ));
     assert_eq!(effects.sends, vec![(100, Send::Cancel(1))]);
     let (completed, _) = d.on_reply(0, 100, 1, false, clock.at(500));

@@ -280,6 +280,8 @@ impl Model {
                 Send::Cancel(_) => {}
             }
         }
+        // Every failure carries its timings, and they are what the histograms recorded.
+        assert_eq!(effects.failures.len(), effects.failure_timings.len());
         for (id, _) in effects.failures {
             self.answer(id);
         }
@@ -455,7 +457,7 @@ impl Model {
                 };
                 let (completed, effects) = self.dispatch.on_reply(slot, uid, id, failed, self.at());
                 match completed {
-                    Completed::Request(Some(reply)) => self.answer(reply),
+                    Completed::Request(Some((reply, _))) => self.answer(reply),
                     Completed::Request(None) | Completed::HealthCheck { ok: true } => {}
                     Completed::HealthCheck { ok: false } | Completed::Unexpected(_) => {
                         // The host kills a broken worker.
@@ -490,7 +492,7 @@ impl Model {
                     return;
                 }
                 let (deadline, effects) = self.dispatch.check_deadline(id, self.at());
-                if let Deadline::Expired(_) = deadline {
+                if let Deadline::Expired(..) = deadline {
                     self.answer(id);
                 }
                 self.carry_out(effects);

@@ -7,7 +7,7 @@ mod common;
 use std::num::NonZeroU64;
 
 use common::*;
-use snakepit_core::{Chunked, Completed, Deadline, Failure, Outcome, Send, Submitted};
+use snakepit_core::{Chunked, Completed, Deadline, Failure, Outcome, Send, Submitted, Timings};
 
 fn frame_of(submitted: Submitted<T>) -> (u64, Vec<u8>) {
     match submitted {
@@ -35,7 +35,7 @@ fn a_stream_keeps_its_worker_until_the_final_reply_and_its_chunks_go_to_its_sink
     }
     assert_eq!(d.stats().busy, 1);
     let (completed, effects) = d.on_reply(0, 100, 1, false, clock.at(2));
-    assert!(matches!(completed, Completed::Request(Some(1))));
+    assert!(matches!(completed, Completed::Request(Some((1, _)))));
     assert_eq!(
         effects.sends,
         vec![(100, Send::Frame(2u64.to_le_bytes().to_vec()))]
@@ -222,10 +222,16 @@ fn the_whole_stream_timeout_holds_however_fast_chunks_come() {
     let (deadline, effects) = d.check_deadline(1, clock.at(1000));
     assert_eq!(
         deadline,
-        Deadline::Expired(Failure::Timeout {
-            command: "cmd1".into(),
-            timeout: ms(1000)
-        })
+        Deadline::Expired(
+            Failure::Timeout {
+                command: "cmd1".into(),
+                timeout: ms(1000)
+            },
+            Timings {
+                queue: ms(0),
+                run: Some(ms(1000))
+            }
+        )
     );
     assert_eq!(effects.withdrawn, vec![1]);
     assert_eq!(effects.sends, vec![(101, Send::Cancel(1))]);

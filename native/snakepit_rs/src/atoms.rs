@@ -10,6 +10,7 @@ rustler::atoms! {
 
     // stream messages (`stream.rs`)
     chunk,
+    chunk_stall,
     done,
 
     // check_deadline answers
@@ -50,6 +51,7 @@ rustler::atoms! {
     circuit_closed,
     caller_gone,
     health_check_passed,
+    health_check_failed,
 
     // BEAM workers: the owner's orders, a worker's messages
     snakepit_beam,

@@ -27,6 +27,7 @@ use crate::atoms;
 use crate::deliver;
 use crate::error::PoolError;
 use crate::pool::PoolRef;
+use crate::reply::Finish;
 use crate::worker::{worker_id, WorkerHandle};
 
 /// Length of a frame's header, which a BEAM worker does not need.
@@ -244,7 +245,7 @@ pub fn reply<'a>(pool: &PoolRef, env: Env<'a>, slot: usize, uid: u64, id: u64, a
     let failed = matches!(answer, Answer::Error(_));
     match pool.on_reply(slot, uid, id, failed, Some(env)) {
         Completed::Request(None) | Completed::Stale | Completed::HealthCheck { ok: true } => {}
-        Completed::Request(Some(reply_to)) => {
+        Completed::Request(Some((reply_to, timings))) => {
             let outcome = match answer {
                 Answer::Ok(result) => (atoms::ok(), result).encode(env),
                 Answer::Error(error) => {
@@ -252,7 +253,9 @@ pub fn reply<'a>(pool: &PoolRef, env: Env<'a>, slot: usize, uid: u64, id: u64, a
                     (atoms::error(), error.to_term(env)).encode(env)
                 }
             };
-            reply_to.send_from(env, &pool.spares, outcome);
+            let worker_id = worker_id(&pool.config, uid);
+            let finish = Finish::new(Some(&worker_id), timings);
+            reply_to.send_from(env, &pool.spares, outcome, finish);
         }
         // Not what it runs: broken, like an OS worker breaking the protocol.
         Completed::HealthCheck { ok: false } | Completed::Unexpected(_) => {

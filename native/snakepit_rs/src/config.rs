@@ -58,6 +58,9 @@ pub struct PoolConfig {
     pub stream_timeout_ms: u64,
     /// Default longest wait for a stream's next chunk (0: none).
     pub chunk_timeout_ms: u64,
+    /// Whether workers' stdout and stderr lines go to the owner (to be logged); when not, they
+    /// are read and dropped here (a worker must never block on a full pipe).
+    pub log_output: bool,
 }
 
 /// A session affinity mode, as the atoms `:hint`, `:strict_queue`, `:strict_fail_fast`.

@@ -84,6 +84,9 @@ impl PoolError {
             PoolError::ProtocolError { worker_id, .. } => Term::map_new(env)
                 .map_put("worker_id", worker_id.as_str())
                 .unwrap(),
+            PoolError::PoolSaturated { max } => {
+                Term::map_new(env).map_put("max_queue_size", *max).unwrap()
+            }
             PoolError::QueueTimeout { waited_ms } => {
                 Term::map_new(env).map_put("waited_ms", *waited_ms).unwrap()
             }

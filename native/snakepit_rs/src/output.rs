@@ -1,6 +1,8 @@
 //! A worker's stdout and stderr: each line goes to the pool's owner, which logs it with the
 //! worker's id. Lines are cut at `MAX_LOG_LINE` while they stream (`snakepit_core::log_line`),
-//! so what a worker prints costs the BEAM a bounded amount of memory.
+//! so what a worker prints costs the BEAM a bounded amount of memory. With the pool's
+//! `log_output` off (`config :snakepit, log_python_output: false`) the lines are read and
+//! dropped: no message, no log.
 
 use std::os::fd::OwnedFd;
 
@@ -22,6 +24,7 @@ pub fn forward(pool: &PoolRef, handle: &WorkerHandle, output: impl Into<OwnedFd>
     let fd: OwnedFd = output.into();
     let pool = pool.clone();
     let worker_id = handle.id.clone();
+    let log = pool.config.log_output;
     runtime().spawn(async move {
         let Ok(receiver) = pipe::Receiver::from_owned_fd(fd) else {
             return;
@@ -30,6 +33,9 @@ pub fn forward(pool: &PoolRef, handle: &WorkerHandle, output: impl Into<OwnedFd>
         let mut cutter = LineCutter::new(MAX_LOG_LINE);
         let mut env = OwnedEnv::new();
         let mut send = |line: Line| {
+            if !log {
+                return;
+            }
             let mut text = String::from_utf8_lossy(line.text).into_owned();
             if line.cut > 0 {
                 text.push_str(&format!(" [… {} more bytes cut]", line.cut));

@@ -25,7 +25,7 @@ use crate::config::PoolConfig;
 use crate::error::PoolError;
 use crate::events::Owner;
 use crate::processes::Processes;
-use crate::reply::{ReplyTo, Spares};
+use crate::reply::{Finish, ReplyTo, Spares};
 use crate::stream::StreamSink;
 use crate::worker::WorkerHandle;
 
@@ -176,9 +176,19 @@ impl Pool {
         completed
     }
 
-    /// A worker's chunk of stream `id`: where to send it, or why not (see `Chunked`).
-    pub fn on_chunk(&self, slot: usize, uid: u64, id: u64) -> Chunked<std::sync::Arc<StreamSink>> {
-        self.decide(|dispatch, now| dispatch.on_chunk(slot, uid, id, now))
+    /// A worker's chunk of stream `id`: where to send it, or why not (see `Chunked`); and
+    /// whether the worker now waits for credit (its window is used up: a stall).
+    pub fn on_chunk(
+        &self,
+        slot: usize,
+        uid: u64,
+        id: u64,
+    ) -> (Chunked<std::sync::Arc<StreamSink>>, bool) {
+        self.decide(|dispatch, now| {
+            let chunked = dispatch.on_chunk(slot, uid, id, now);
+            let stalled = matches!(chunked, Chunked::Deliver(_)) && dispatch.waits_for_credit(id);
+            (chunked, stalled)
+        })
     }
 
     /// The caller of stream `id` took `taken` more chunks: its worker gets credit.
@@ -318,13 +328,14 @@ impl Pool {
         let mut failures: Vec<_> = effects
             .failures
             .into_iter()
-            .map(|(reply, failure)| (reply, PoolError::from(failure)))
+            .zip(effects.failure_timings)
+            .map(|((reply, failure), timings)| (reply, PoolError::from(failure), timings))
             .collect();
         let events = effects.events;
         // In a NIF call (a BEAM worker's reply, a stop) the calling process sends them.
         if let Some(env) = env.filter(|_| rustler::thread::is_scheduler_thread()) {
-            for (reply, error) in failures.drain(..) {
-                reply.fail(Some(env), &self.spares, &error);
+            for (reply, error, timings) in failures.drain(..) {
+                reply.fail(Some(env), &self.spares, &error, Finish::new(None, timings));
             }
         }
         if failures.is_empty() && events.is_empty() {
@@ -335,8 +346,8 @@ impl Pool {
         // return to.
         let owner = self.owner.clone();
         let send = move |spares: Option<&Spares>| {
-            for (reply, error) in failures {
-                reply.send_error(spares, &error);
+            for (reply, error, timings) in failures {
+                reply.send_error(spares, &error, Finish::new(None, timings));
             }
             for event in events {
                 owner.pool_event(event);

@@ -17,6 +17,7 @@ use snakepit_protocol::reply::{parse_reply, Reply};
 use crate::atoms;
 use crate::error::PoolError;
 use crate::pool::PoolRef;
+use crate::reply::Finish;
 use crate::worker::WorkerHandle;
 
 pub struct Reader {
@@ -166,12 +167,12 @@ impl Reader {
         if let Reply::Chunk(chunk) = reply {
             // Straight to the caller; only a stream's worker may send one (the core checks).
             return match self.pool.on_chunk(self.slot, self.handle.uid, id) {
-                Chunked::Deliver(sink) => {
-                    sink.chunk(&self.pool.spares, &chunk);
+                (Chunked::Deliver(sink), stalled) => {
+                    sink.chunk(&self.pool.spares, &chunk, stalled);
                     Ok(())
                 }
-                Chunked::Discard | Chunked::Stale => Ok(()),
-                Chunked::Unexpected(detail) => Err(detail),
+                (Chunked::Discard | Chunked::Stale, _) => Ok(()),
+                (Chunked::Unexpected(detail), _) => Err(detail),
             };
         }
         let failed = matches!(reply, Reply::Error(_));
@@ -180,18 +181,31 @@ impl Reader {
             .on_reply(self.slot, self.handle.uid, id, failed, None)
         {
             Completed::Request(None) | Completed::Stale => Ok(()),
-            Completed::Request(Some(reply_to)) => {
+            Completed::Request(Some((reply_to, timings))) => {
+                let finish = Finish::new(Some(&self.handle.id), timings);
+                let spares = &self.pool.spares;
                 match reply {
-                    Reply::Ok(result) => reply_to.send_ok(&self.pool.spares, result),
+                    Reply::Ok(result) => reply_to.send_ok(spares, result, finish),
                     Reply::Error(error) => {
-                        reply_to.send_error(Some(&self.pool.spares), &PoolError::from_worker(error))
+                        let error = PoolError::from_worker(error);
+                        reply_to.send_error(Some(spares), &error, finish)
                     }
                     Reply::Chunk(_) => unreachable!("refused above"),
                 }
                 Ok(())
             }
             Completed::HealthCheck { ok: true } => Ok(()),
-            Completed::HealthCheck { ok: false } => Err("health check failed".into()),
+            Completed::HealthCheck { ok: false } => {
+                let reason = match &reply {
+                    Reply::Error(error) => error.message.as_str(),
+                    _ => "the worker answered its health check with an error",
+                };
+                let (id, os_pid) = (self.handle.id.as_str(), self.os_pid);
+                self.pool
+                    .owner
+                    .event(|env| (atoms::health_check_failed(), id, os_pid, reason).encode(env));
+                Err("health check failed".into())
+            }
             Completed::Unexpected(detail) => Err(detail),
         }
     }

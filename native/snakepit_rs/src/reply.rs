@@ -1,5 +1,10 @@
 //! Delivery of a request's outcome to the process that submitted it, as `{tag, outcome}` — or,
 //! for a stream, through its sink (`stream.rs`).
+//!
+//! A call submitted *timed* (its caller emits telemetry) gets `{tag, outcome, worker_id,
+//! queue_us, run_us}` instead: the core's [`Timings`] of the request (the very numbers its
+//! stats recorded) and the id of the worker that answered (`nil` when none did; `run_us` is
+//! `nil` when it never reached a worker). An untimed call pays nothing for them.
 
 use std::sync::Arc;
 
@@ -7,6 +12,8 @@ use parking_lot::Mutex;
 use rustler::env::SavedTerm;
 use rustler::{Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Term};
 use serde_json::value::RawValue;
+
+use snakepit_core::Timings;
 
 use crate::atoms;
 use crate::error::PoolError;
@@ -46,25 +53,61 @@ pub struct CallReply {
     pid: LocalPid,
     env: OwnedEnv,
     tag: SavedTerm,
+    /// The reply carries the request's timings and worker (see the module doc).
+    timed: bool,
+}
+
+/// How a request ended besides its outcome: who answered it and its timings, for a timed call.
+#[derive(Clone, Copy)]
+pub struct Finish<'a> {
+    pub worker_id: Option<&'a str>,
+    pub timings: Timings,
+}
+
+impl<'a> Finish<'a> {
+    pub fn new(worker_id: Option<&'a str>, timings: Timings) -> Self {
+        Finish { worker_id, timings }
+    }
+
+    /// The message `{tag, outcome}`, or `{tag, outcome, worker_id, queue_us, run_us}` when timed.
+    fn message<'e>(self, env: Env<'e>, tag: Term<'e>, outcome: Term<'e>, timed: bool) -> Term<'e> {
+        if !timed {
+            return (tag, outcome).encode(env);
+        }
+        let Timings { queue, run } = self.timings;
+        let run = run.map(micros);
+        (tag, outcome, self.worker_id, micros(queue), run).encode(env)
+    }
+}
+
+/// Whole microseconds, as the BEAM's integers take them.
+pub fn micros(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl ReplyTo {
-    pub fn new(spares: &Spares, pid: LocalPid, tag: Term) -> Self {
+    /// Where a call's outcome goes; `timed`: with its timings and worker.
+    pub fn new(spares: &Spares, pid: LocalPid, tag: Term, timed: bool) -> Self {
         let env = spares.take();
         let tag = env.save(tag);
-        ReplyTo::Call(CallReply { pid, env, tag })
+        ReplyTo::Call(CallReply {
+            pid,
+            env,
+            tag,
+            timed,
+        })
     }
 
     /// Sends the outcome of a request that failed; `env` is the calling NIF's environment when
     /// on a scheduler thread.
-    pub fn fail(self, env: Option<Env>, spares: &Spares, error: &PoolError) {
+    pub fn fail(self, env: Option<Env>, spares: &Spares, error: &PoolError, finish: Finish) {
         match (self, env.filter(|_| rustler::thread::is_scheduler_thread())) {
             (ReplyTo::Stream(sink), env) => sink.fail(env, Some(spares), error),
             (call, Some(env)) => {
                 let outcome = (atoms::error(), error.to_term(env)).encode(env);
-                call.send_from(env, spares, outcome);
+                call.send_from(env, spares, outcome, finish);
             }
-            (call, None) => call.send_error(Some(spares), error),
+            (call, None) => call.send_error(Some(spares), error, finish),
         }
     }
 
@@ -72,13 +115,13 @@ impl ReplyTo {
     /// decodes the JSON on its own scheduler (`json_decode`): terms are then built once, on its
     /// heap, instead of here and again by the copy `enif_send` makes; and the BEAM cannot build
     /// large (hashed) maps from a thread it does not manage.
-    pub fn send_ok(self, spares: &Spares, result: Option<&RawValue>) {
+    pub fn send_ok(self, spares: &Spares, result: Option<&RawValue>, finish: Finish) {
         let call = match self {
             ReplyTo::Call(call) => call,
             // A stream's final success carries no result.
             ReplyTo::Stream(sink) => return sink.done(Some(spares)),
         };
-        call.send(Some(spares), |env| match result {
+        call.send(Some(spares), finish, |env| match result {
             None => (atoms::ok(), atoms::nil()).encode(env),
             Some(raw) => {
                 let mut binary = NewBinary::new(env, raw.get().len());
@@ -90,12 +133,12 @@ impl ReplyTo {
     }
 
     /// Sends `{tag, {:error, {reason, message, details}}}`.
-    pub fn send_error(self, spares: Option<&Spares>, error: &PoolError) {
+    pub fn send_error(self, spares: Option<&Spares>, error: &PoolError, finish: Finish) {
         let call = match self {
             ReplyTo::Call(call) => call,
             ReplyTo::Stream(sink) => return sink.fail(None, spares, error),
         };
-        call.send(spares, |env| {
+        call.send(spares, finish, |env| {
             (atoms::error(), error.to_term(env)).encode(env)
         });
     }
@@ -113,18 +156,19 @@ impl ReplyTo {
 
     /// Sends `{tag, outcome}` from a NIF call's environment (a BEAM worker answering, on a
     /// scheduler thread, where an owned environment cannot send): the tag is copied into `env`.
-    pub fn send_from<'a>(self, env: Env<'a>, spares: &Spares, outcome: Term<'a>) {
+    pub fn send_from<'a>(self, env: Env<'a>, spares: &Spares, outcome: Term<'a>, finish: Finish) {
         let CallReply {
             pid,
             env: mut owned,
             tag,
+            timed,
         } = match self {
             ReplyTo::Call(call) => call,
             // Streams run on worker processes only (a BEAM worker's pool refuses them).
             ReplyTo::Stream(sink) => return sink.close(),
         };
         let tag = owned.run(|owned_env| tag.load(owned_env).in_env(env));
-        let _ = env.send(&pid, (tag, outcome).encode(env));
+        let _ = env.send(&pid, finish.message(env, tag, outcome, timed));
         owned.clear();
         spares.give(owned);
     }
@@ -133,12 +177,23 @@ impl ReplyTo {
 impl CallReply {
     /// Must run on a thread the BEAM does not manage (`enif_send` rules); a dead caller is fine.
     /// The environment goes back to `spares` when given.
-    fn send(self, spares: Option<&Spares>, outcome: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+    fn send(
+        self,
+        spares: Option<&Spares>,
+        finish: Finish,
+        outcome: impl for<'a> FnOnce(Env<'a>) -> Term<'a>,
+    ) {
         debug_assert!(!rustler::thread::is_scheduler_thread());
-        let CallReply { pid, mut env, tag } = self;
+        let CallReply {
+            pid,
+            mut env,
+            tag,
+            timed,
+        } = self;
         let _ = env.send_and_clear(&pid, move |env| {
             let tag = tag.load(env);
-            (tag, outcome(env)).encode(env)
+            let outcome = outcome(env);
+            finish.message(env, tag, outcome, timed)
         });
         if let Some(spares) = spares {
             spares.give(env);

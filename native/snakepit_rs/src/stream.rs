@@ -7,6 +7,8 @@
 //! - `{tag, :chunk, json, marks}`: one chunk, its value as JSON text (the caller decodes it on its
 //!   own scheduler, as results are); `marks` is `nil`, or `{is_final, metadata_json | nil}` for
 //!   a chunk the worker marked (upstream's chunk objects, see docs/protocol.md);
+//! - `{tag, :chunk_stall, json, marks}`: the same, for a chunk that used up the worker's credit
+//!   window: the consumer's mailbox is full and the worker now waits for it (a credit stall);
 //! - `{tag, :done}`: the stream ended well;
 //! - `{tag, :error, {reason, message, details}}`: it failed (after the chunks sent before).
 //!
@@ -57,8 +59,14 @@ impl StreamSink {
         }
     }
 
-    /// Sends one chunk (from a thread the BEAM does not manage: a reader thread).
-    pub fn chunk(&self, spares: &Spares, chunk: &Chunk) {
+    /// Sends one chunk (from a thread the BEAM does not manage: a reader thread); `stalled`:
+    /// the worker waits for credit after it.
+    pub fn chunk(&self, spares: &Spares, chunk: &Chunk, stalled: bool) {
+        let kind = if stalled {
+            atoms::chunk_stall()
+        } else {
+            atoms::chunk()
+        };
         let state = self.state.lock();
         if !state.open {
             return;
@@ -74,7 +82,7 @@ impl StreamSink {
                     (is_final, metadata).encode(env)
                 }
             };
-            (tag, atoms::chunk(), data, marks).encode(env)
+            (tag, kind, data, marks).encode(env)
         });
         spares.give(env);
     }

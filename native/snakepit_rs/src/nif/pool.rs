@@ -1,10 +1,10 @@
 //! Pool life cycle and introspection NIFs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
-use snakepit_core::{Outcome, SlotStatus};
+use snakepit_core::{Outcome, Percentiles, SlotStatus};
 
 use crate::atoms;
 use crate::config::PoolConfig;
@@ -85,14 +85,49 @@ fn pool_stats(env: Env, pool: PoolRef) -> Term {
     for (key, value) in counts {
         map = map.map_put(atom(env, key), value).unwrap();
     }
+    // Every accepted request that has its outcome.
+    let finished: u64 = c.outcomes.iter().sum();
+    let error_rate = if finished == 0 {
+        0.0
+    } else {
+        c.errors() as f64 / finished as f64
+    };
     map.map_put(atom(env, "avg_response_time_ms"), avg_ms)
         .and_then(|m| m.map_put(atom(env, "circuit_open"), stats.circuit_open))
+        .and_then(|m| m.map_put(atom(env, "error_rate"), error_rate))
+        .and_then(|m| {
+            m.map_put(
+                atom(env, "queue_time_ms"),
+                percentiles(env, c.queue_percentiles()),
+            )
+        })
+        .and_then(|m| {
+            m.map_put(
+                atom(env, "run_time_ms"),
+                percentiles(env, c.run_percentiles()),
+            )
+        })
         .unwrap()
 }
 
-/// One map per slot in use: `id`, `os_pid`, `status`, `requests`, and `pid` for a BEAM worker.
-#[rustler::nif]
+/// `%{p50: ms, p95: ms, p99: ms, samples: n}` (floats in milliseconds).
+fn percentiles(env: Env, window: Percentiles) -> Term {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Term::map_new(env)
+        .map_put(atom(env, "p50"), ms(window.p50))
+        .and_then(|m| m.map_put(atom(env, "p95"), ms(window.p95)))
+        .and_then(|m| m.map_put(atom(env, "p99"), ms(window.p99)))
+        .and_then(|m| m.map_put(atom(env, "samples"), window.samples))
+        .unwrap()
+}
+
+/// One map per slot in use: `id`, `os_pid`, `status`, `requests`, `errors`,
+/// `last_used_ms_ago`, `uptime_ms`, `memory_rss_bytes`, and `pid` for a BEAM worker. Memory is
+/// read from /proc after the pool's lock is released, so it never delays a request.
+#[rustler::nif(schedule = "DirtyIo")]
 fn pool_workers(env: Env, pool: PoolRef) -> Term {
+    let now = Instant::now();
+    let ms_since = |at: Instant| now.saturating_duration_since(at).as_millis() as u64;
     let workers: Vec<Term> = pool
         .workers()
         .into_iter()
@@ -111,6 +146,16 @@ fn pool_workers(env: Env, pool: PoolRef) -> Term {
                 .and_then(|m| m.map_put(atom(env, "os_pid"), worker.and_then(|w| w.os_pid())))
                 .and_then(|m| m.map_put(atom(env, "status"), status))
                 .and_then(|m| m.map_put(atom(env, "requests"), info.requests))
+                .and_then(|m| m.map_put(atom(env, "errors"), info.errors))
+                .and_then(|m| {
+                    let ago = info.last_used.map(ms_since);
+                    m.map_put(atom(env, "last_used_ms_ago"), ago)
+                })
+                .and_then(|m| m.map_put(atom(env, "uptime_ms"), ms_since(info.installed)))
+                .and_then(|m| {
+                    let rss = worker.and_then(|w| w.os_pid()).and_then(rss_bytes);
+                    m.map_put(atom(env, "memory_rss_bytes"), rss)
+                })
                 .unwrap();
             // A BEAM worker (os_pid nil) also gives its process.
             match worker.and_then(|w| w.beam_pid()) {
@@ -130,6 +175,16 @@ fn pool_os_pids(pool: PoolRef) -> Vec<u32> {
         .iter()
         .filter_map(|w| w.os_pid())
         .collect()
+}
+
+/// The resident set size of OS process `pid` (/proc/<pid>/statm: pages), or `None` when it
+/// cannot be read (gone, or not Linux).
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page_size).ok()?)
 }
 
 fn atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {

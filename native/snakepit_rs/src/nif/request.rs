@@ -15,7 +15,7 @@ use crate::codec::JsonWriter;
 use crate::config::Affinity;
 use crate::error::PoolError;
 use crate::pool::{CallerMonitor, PoolRef};
-use crate::reply::ReplyTo;
+use crate::reply::{micros, ReplyTo};
 use crate::stream::StreamSink;
 
 /// Longest command name accepted.
@@ -32,9 +32,10 @@ pub(crate) struct Streamed {
 }
 
 /// Submits a request; the outcome arrives as `{tag, {:ok_json, json} | {:ok, nil} | {:error,
-/// {reason, msg, details}}}`. Returns `{:ok, request_id}` or `{:error, {reason, msg, details}}`
-/// at once.
+/// {reason, msg, details}}}` — or, `timed`, as `{tag, outcome, worker_id, queue_us, run_us}`
+/// (`reply.rs`). Returns `{:ok, request_id}` or `{:error, {reason, msg, details}}` at once.
 #[rustler::nif]
+#[allow(clippy::too_many_arguments)]
 fn pool_submit<'a>(
     env: Env<'a>,
     pool: PoolRef,
@@ -43,12 +44,15 @@ fn pool_submit<'a>(
     request_args: Term<'a>,
     session: SessionArg<'a>,
     timeout_ms: u64,
+    timed: bool,
 ) -> Term<'a> {
-    submit(env, &pool, tag, command, request_args, session, timeout_ms)
+    let call = Call { tag, timed };
+    submit(env, &pool, call, command, request_args, session, timeout_ms)
 }
 
-/// `pool_submit/6` for args large enough that encoding them may outlast a scheduler slice.
+/// `pool_submit/7` for args large enough that encoding them may outlast a scheduler slice.
 #[rustler::nif(schedule = "DirtyCpu")]
+#[allow(clippy::too_many_arguments)]
 fn pool_submit_dirty<'a>(
     env: Env<'a>,
     pool: PoolRef,
@@ -57,20 +61,28 @@ fn pool_submit_dirty<'a>(
     request_args: Term<'a>,
     session: SessionArg<'a>,
     timeout_ms: u64,
+    timed: bool,
 ) -> Term<'a> {
-    submit(env, &pool, tag, command, request_args, session, timeout_ms)
+    let call = Call { tag, timed };
+    submit(env, &pool, call, command, request_args, session, timeout_ms)
+}
+
+/// Who a call's reply goes to: the caller's tag, and whether it wants timings.
+pub(crate) struct Call<'a> {
+    pub tag: Term<'a>,
+    pub timed: bool,
 }
 
 fn submit<'a>(
     env: Env<'a>,
     pool: &PoolRef,
-    tag: Term<'a>,
+    call: Call<'a>,
     command: &str,
     args: Term<'a>,
     session: SessionArg,
     timeout_ms: u64,
 ) -> Term<'a> {
-    match try_submit(env, pool, tag, command, args, session, timeout_ms, None) {
+    match try_submit(env, pool, call, command, args, session, timeout_ms, None) {
         Ok(id) => (atoms::ok(), id).encode(env),
         Err(error) => (atoms::error(), error.to_term(env)).encode(env),
     }
@@ -81,7 +93,7 @@ fn submit<'a>(
 pub(crate) fn try_submit<'a>(
     env: Env<'a>,
     pool: &PoolRef,
-    tag: Term<'a>,
+    Call { tag, timed }: Call<'a>,
     command: &str,
     args: Term<'a>,
     session: SessionArg,
@@ -116,7 +128,7 @@ pub(crate) fn try_submit<'a>(
     let caller = env.pid();
     // A stream's chunks and end go through its sink; a call's reply straight to the caller.
     let (reply, stream) = match stream {
-        None => (ReplyTo::new(&pool.spares, caller, tag), None),
+        None => (ReplyTo::new(&pool.spares, caller, tag, timed), None),
         Some(Streamed {
             window,
             chunk_timeout,
@@ -175,8 +187,9 @@ fn monitor_caller(env: Env, pool: &PoolRef, id: u64) {
     }
 }
 
-/// `{:wait, ms}`, `{:expired, {reason, msg, details}}` (withdrawn; no reply will come) or
-/// `:replied` (the reply is in or on its way to the caller's mailbox).
+/// `{:wait, ms}`, `{:expired, {reason, msg, details}, queue_us, run_us | nil}` (withdrawn; no
+/// reply will come; its timings as a timed reply's) or `:replied` (the reply is in or on its
+/// way to the caller's mailbox).
 #[rustler::nif]
 fn pool_check_deadline(env: Env, pool: PoolRef, request_id: u64) -> Term {
     match pool.check_deadline(env, request_id) {
@@ -187,8 +200,10 @@ fn pool_check_deadline(env: Env, pool: PoolRef, request_id: u64) -> Term {
                 .clamp(1, u64::from(u32::MAX));
             (atoms::wait(), ms).encode(env)
         }
-        Deadline::Expired(failure) => {
-            (atoms::expired(), PoolError::from(failure).to_term(env)).encode(env)
+        Deadline::Expired(failure, timings) => {
+            let error = PoolError::from(failure).to_term(env);
+            let run = timings.run.map(micros);
+            (atoms::expired(), error, micros(timings.queue), run).encode(env)
         }
         Deadline::Replied => atoms::replied().encode(env),
     }

@@ -7,14 +7,14 @@ use std::time::Duration;
 use rustler::{Encoder, Env, Term};
 
 use crate::atoms;
-use crate::nif::request::{try_submit, SessionArg, Streamed};
+use crate::nif::request::{try_submit, Call, SessionArg, Streamed};
 use crate::pool::PoolRef;
 
 /// Submits a streamed request; `timeout_ms` (the whole stream's) and `chunk_timeout_ms` (the
 /// longest wait for the next chunk) are `nil` for the pool's. Returns `{:ok, request_id,
 /// window}` (the consumer acknowledges chunks in batches smaller than the window) or `{:error,
-/// {reason, msg, details}}` at once; then `{tag, :chunk, json, marks}` per chunk and `{tag,
-/// :done}` or `{tag, :error, error}`.
+/// {reason, msg, details}}` at once; then `{tag, :chunk | :chunk_stall, json, marks}` per chunk
+/// and `{tag, :done}` or `{tag, :error, error}` (see `stream.rs`).
 #[rustler::nif]
 #[allow(clippy::too_many_arguments)]
 fn pool_stream<'a>(
@@ -85,10 +85,12 @@ fn stream<'a>(
         window,
         chunk_timeout,
     };
+    // A stream's end carries no timings: its consumer times it (`Snakepit.Stream`).
+    let call = Call { tag, timed: false };
     match try_submit(
         env,
         pool,
-        tag,
+        call,
         command,
         args,
         session,
