@@ -390,7 +390,10 @@ defmodule Snakepit.StreamingTest do
   describe "back-pressure" do
     @tag :slow
     test "100,000 chunks into a slow consumer: its mailbox never holds more than the window" do
-      window = 16
+      # Large enough that the worker rarely waits between the pauses: each wait logs a line
+      # (SNAKEPIT_LOG_LEVEL=debug), and tens of thousands of them would make Logger drop the
+      # lines other tests running at the same time wait for.
+      window = 1024
       pool = start_pool(stream_window: window, env: [{"SNAKEPIT_LOG_LEVEL", "debug"}])
       test = self()
       pauses = [10_000, 50_000, 90_000]
