@@ -204,6 +204,7 @@ defmodule Snakepit.Pool do
   def list_workers(_pool_server, pool_name), do: Snakepit.list_workers(pool_name)
 
   @doc "Upstream's name for `await_ready/2`: the whole first round of starts has ended."
+  @spec await_init_complete(pool(), timeout()) :: :ok | {:error, Error.t()}
   defdelegate await_init_complete(pool \\ __MODULE__, timeout \\ 15_000),
     to: __MODULE__,
     as: :await_ready

@@ -5,37 +5,9 @@ defmodule Snakepit.DocsTest do
   # is the one the option schema generates.
   use ExUnit.Case, async: true
 
-  # Files another helper changes in parallel (issue 11, telemetry): lib/snakepit.ex, call.ex,
-  # stream.ex and stream/**, pool.ex, native.ex, native/gate.ex, config.ex,
-  # bridge/session_store.ex and telemetry.ex. The lead completes after merging the telemetry
-  # branch; until then their gaps are listed by the `:pending_docs` test, not failed on.
-  @pending_modules [
-    Snakepit,
-    Snakepit.Call,
-    Snakepit.Stream,
-    Snakepit.Pool,
-    Snakepit.Native,
-    Snakepit.Native.Gate,
-    Snakepit.Config,
-    Snakepit.Bridge.SessionStore,
-    Snakepit.Telemetry
-  ]
-
   test "every public function of the application's modules under lib/ has a @doc and a @spec" do
-    gaps = for module <- lib_modules(), not pending?(module), gap <- gaps(module), do: gap
+    gaps = for module <- lib_modules(), gap <- gaps(module), do: gap
     assert gaps == [], "undocumented or unspecced:\n" <> Enum.join(gaps, "\n")
-  end
-
-  # Lists the pending modules' gaps, and fails on them, only when asked:
-  #   mix test test/snakepit/docs_test.exs --only pending_docs
-  # The lead completes these modules after merging the telemetry branch, then removes
-  # @pending_modules (and this test).
-  @tag :pending_docs
-  test "the pending modules have a @doc and a @spec on every public function too" do
-    gaps = for module <- lib_modules(), pending?(module), gap <- gaps(module), do: gap
-
-    if :pending_docs in Keyword.get(ExUnit.configuration(), :include, []),
-      do: assert(gaps == [], "undocumented or unspecced:\n" <> Enum.join(gaps, "\n"))
   end
 
   test "the README's configuration table is the one the option schema generates" do
@@ -74,13 +46,6 @@ defmodule Snakepit.DocsTest do
         String.starts_with?(source, lib <> "/"),
         not function_exported?(module, :__impl__, 1),
         do: module
-  end
-
-  defp pending?(module) do
-    parts = Module.split(module)
-
-    Enum.any?(@pending_modules, &(Module.split(&1) == parts)) or
-      match?(["Snakepit", "Stream" | _], parts)
   end
 
   # What `module` lacks, one line each.
