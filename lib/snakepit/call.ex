@@ -351,10 +351,10 @@ defmodule Snakepit.Call do
   defp with_call_details(result, _command, _pool, _opts), do: result
 
   defp call_details(command, pool, opts) do
-    pool_name = if is_list(opts), do: Keyword.get(opts, :pool_name, pool), else: pool
+    pool_name = Keyword.get(opts, :pool_name, pool)
     call = %{command: command, pool: pool}
     call = if is_atom(pool_name), do: Map.put(call, :pool_name, pool_name), else: call
-    session_id = if is_list(opts), do: Keyword.get(opts, :session_id)
+    session_id = Keyword.get(opts, :session_id)
     if is_binary(session_id), do: Map.put(call, :session_id, session_id), else: call
   end
 

@@ -24,7 +24,7 @@ defmodule Snakepit.Stream do
   defstruct [:native, :tag, :id, :ack_every, :wait, :details, :span, taken: 0, chunks: 0]
 
   @typedoc "A stream being consumed."
-  @opaque t :: %__MODULE__{}
+  @type t :: %__MODULE__{}
 
   @typedoc "A chunk's marks: `nil`, or `{is_final, metadata}` of upstream's chunk objects."
   @type marks :: nil | {boolean(), map() | nil}
