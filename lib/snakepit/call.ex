@@ -350,11 +350,14 @@ defmodule Snakepit.Call do
 
   defp with_call_details(result, _command, _pool, _opts), do: result
 
+  # `opts` is whatever the caller passed: the error for options that are not a keyword list
+  # gets its details here too. (Dialyzer trusts the public specs and thinks it is always a list.)
+  @dialyzer {:nowarn_function, call_details: 3}
   defp call_details(command, pool, opts) do
-    pool_name = Keyword.get(opts, :pool_name, pool)
+    pool_name = if is_list(opts), do: Keyword.get(opts, :pool_name, pool), else: pool
     call = %{command: command, pool: pool}
     call = if is_atom(pool_name), do: Map.put(call, :pool_name, pool_name), else: call
-    session_id = Keyword.get(opts, :session_id)
+    session_id = if is_list(opts), do: Keyword.get(opts, :session_id)
     if is_binary(session_id), do: Map.put(call, :session_id, session_id), else: call
   end
 
