@@ -74,7 +74,9 @@ defmodule Snakepit.Pool do
   What workers print and what happens to them goes to `Logger` with the metadata `pool`,
   `worker_id` and `os_pid`. A worker's stdout lines are logged at `:info`, its stderr lines at
   `:warning`, prefixed with its id and with `snakepit_worker` (the worker id) in their metadata
-  too, which tells them from the pool's own lines.
+  too, which tells them from the pool's own lines. A line read while the worker runs a
+  request of a session also carries `session_id` (the request running when the line is read:
+  a line printed just before a request ended may be read after it).
 
     * `config :snakepit, log_level: level` (`:debug`, `:info`, `:warning`, `:error` or `:none`)
       is the Logger level of the `:snakepit_rs` application while it runs: the pool's own logs
@@ -308,9 +310,12 @@ defmodule Snakepit.Pool do
     {:noreply, state}
   end
 
-  def handle_info({:snakepit_log, worker_id, stream, line}, state) do
+  def handle_info({:snakepit_log, worker_id, stream, line, session_id}, state) do
     level = if stream == :stderr, do: :warning, else: :info
+
     metadata = [snakepit_worker: worker_id] ++ log_metadata(state, worker_id)
+    metadata = if session_id, do: [{:session_id, session_id} | metadata], else: metadata
+
     Logger.log(level, fn -> "[#{worker_id}] #{line}" end, metadata)
     {:noreply, state}
   end

@@ -30,6 +30,24 @@ defmodule Snakepit.LoggingTest do
     assert err =~ ~r/\] err-line$/
   end
 
+  test "a line printed while a session's request runs carries the session id" do
+    pool =
+      start!(size: 1, adapter_args: ["--adapter", "cancellation_adapter.CancellationAdapter"])
+
+    # The tool prints, then waits until cancelled: the line is read while the request runs.
+    task =
+      Task.async(fn ->
+        Snakepit.execute_in_session("log-session", "wait_for_cancel", %{},
+          pool: pool,
+          timeout: 60_000
+        )
+      end)
+
+    assert_receive {:log, :info, line, %{pool: ^pool, session_id: "log-session"}}, 10_000
+    assert line =~ "wait_for_cancel started"
+    Task.shutdown(task, :brutal_kill)
+  end
+
   test "pool events about a worker carry its metadata; the pool's own carry the pool" do
     pool = start_test_workers!(size: 1)
     [%{id: id, os_pid: os_pid}] = Snakepit.list_workers(pool)

@@ -177,6 +177,7 @@ impl<H: Host> Dispatch<H> {
             cancel_sent: false,
             killed: false,
             stream: None,
+            session_id: None,
         };
         let worker = self.run(index, inflight);
         effects.sends.push((worker, Send::HealthCheck(id)));

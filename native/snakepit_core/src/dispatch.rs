@@ -87,6 +87,12 @@ impl<H: Host> Dispatch<H> {
         (dispatch, effects)
     }
 
+    /// The session of the request worker `uid` runs now, if it has one.
+    pub fn session_running_on(&self, uid: u64) -> Option<&str> {
+        let slot = self.slots.iter().find(|slot| slot.holds(uid))?;
+        slot.inflight.as_ref()?.session_id.as_deref()
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -140,6 +146,7 @@ impl<H: Host> Dispatch<H> {
                     session,
                     stream,
                 } = request;
+                let session_id = session.as_ref().map(|session| session.id.clone());
                 if let Some(session) = session {
                     self.bind(session, slot, now);
                 }
@@ -148,7 +155,8 @@ impl<H: Host> Dispatch<H> {
                     let credit = self.slots[slot].worker().is_some_and(H::takes_credit);
                     Stream::begin(stream, credit, &mut frame, None, now)
                 });
-                let inflight = InFlight::request(id, command, reply, now, now, timeout, stream);
+                let mut inflight = InFlight::request(id, command, reply, now, now, timeout, stream);
+                inflight.session_id = session_id;
                 let worker = self.run(slot, inflight);
                 return Ok(Submitted::Run { worker, frame });
             }
@@ -517,6 +525,7 @@ impl<H: Host> Dispatch<H> {
             stream,
             seq: _,
         } = queued;
+        let session_id = session.as_ref().map(|session| session.id.clone());
         if let Some(session) = session {
             self.bind(session, slot_index, now);
         }
@@ -531,7 +540,8 @@ impl<H: Host> Dispatch<H> {
                 None
             }
         };
-        let inflight = InFlight::request(id, command, reply, enqueued, now, timeout, stream);
+        let mut inflight = InFlight::request(id, command, reply, enqueued, now, timeout, stream);
+        inflight.session_id = session_id;
         let worker = self.run(slot_index, inflight);
         effects.sends.push((worker, Send::Frame(frame)));
     }

@@ -48,6 +48,9 @@ pub struct InFlight<H: Host> {
     pub killed: bool,
     /// Set for a streamed request.
     pub stream: Option<Stream<H>>,
+    /// The session of the request, if any: what the worker prints while it runs is logged
+    /// with it.
+    pub session_id: Option<String>,
 }
 
 impl<H: Host> InFlight<H> {
@@ -73,6 +76,7 @@ impl<H: Host> InFlight<H> {
             cancel_sent: false,
             killed: false,
             stream,
+            session_id: None,
         }
     }
 

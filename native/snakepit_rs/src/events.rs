@@ -27,15 +27,23 @@ impl Owner {
         });
     }
 
-    /// Sends `{:snakepit_log, worker_id, :stdout | :stderr, line}`, reusing `env`.
-    pub fn log(&self, env: &mut OwnedEnv, worker_id: &str, stderr: bool, line: &str) {
+    /// Sends `{:snakepit_log, worker_id, :stdout | :stderr, line, session_id | nil}`, reusing
+    /// `env`.
+    pub fn log(
+        &self,
+        env: &mut OwnedEnv,
+        worker_id: &str,
+        stderr: bool,
+        line: &str,
+        session_id: Option<&str>,
+    ) {
         let stream = if stderr {
             atoms::stderr()
         } else {
             atoms::stdout()
         };
         let _ = env.send_and_clear(&self.pid, |env| {
-            (atoms::snakepit_log(), worker_id, stream, line).encode(env)
+            (atoms::snakepit_log(), worker_id, stream, line, session_id).encode(env)
         });
     }
 }

@@ -1,5 +1,5 @@
 //! A worker's stdout and stderr: each line goes to the pool's owner, which logs it with the
-//! worker's id. Lines are cut at `MAX_LOG_LINE` while they stream (`snakepit_core::log_line`),
+//! worker's id, and the session of the request the worker runs when the line is read. Lines are cut at `MAX_LOG_LINE` while they stream (`snakepit_core::log_line`),
 //! so what a worker prints costs the BEAM a bounded amount of memory. With the pool's
 //! `log_output` off (`config :snakepit, log_python_output: false`) the lines are read and
 //! dropped: no message, no log.
@@ -24,6 +24,7 @@ pub fn forward(pool: &PoolRef, handle: &WorkerHandle, output: impl Into<OwnedFd>
     let fd: OwnedFd = output.into();
     let pool = pool.clone();
     let worker_id = handle.id.clone();
+    let uid = handle.uid;
     let log = pool.config.log_output;
     runtime().spawn(async move {
         let Ok(receiver) = pipe::Receiver::from_owned_fd(fd) else {
@@ -40,7 +41,9 @@ pub fn forward(pool: &PoolRef, handle: &WorkerHandle, output: impl Into<OwnedFd>
             if line.cut > 0 {
                 text.push_str(&format!(" [… {} more bytes cut]", line.cut));
             }
-            pool.owner.log(&mut env, &worker_id, stderr, &text);
+            let session_id = pool.session_running_on(uid);
+            pool.owner
+                .log(&mut env, &worker_id, stderr, &text, session_id.as_deref());
         };
         loop {
             let read = match reader.fill_buf().await {

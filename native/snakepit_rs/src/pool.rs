@@ -290,6 +290,14 @@ impl Pool {
         }
     }
 
+    /// The session of the request worker `uid` runs now, if any (for its log lines).
+    pub fn session_running_on(&self, uid: u64) -> Option<String> {
+        self.dispatch
+            .lock()
+            .session_running_on(uid)
+            .map(str::to_string)
+    }
+
     /// Session `id`'s worker, mode and last use (see `snakepit_core::session`).
     pub fn session(&self, id: &str) -> Option<SessionInfo<Worker>> {
         self.dispatch.lock().session(id, Instant::now())
