@@ -115,6 +115,27 @@ defmodule Snakepit.TelemetryTest do
   end
 
   describe "workers" do
+    test "a failed health check: the pool's event and telemetry carry the reason; replaced" do
+      # Health-checked with `ping` (no heartbeats), which the worker is then told to fail.
+      pool =
+        start_test_workers!(size: 1, adapter_args: ["--no-heartbeat"], health_check_interval: 20)
+
+      [%{id: id, os_pid: os_pid}] = Snakepit.list_workers(pool)
+      assert {:ok, true} = Snakepit.execute("fail_pings", %{}, pool: pool)
+
+      assert_receive {:snakepit_pool_event, ^pool, {:health_check_failed, ^id, ^os_pid, reason}},
+                     10_000
+
+      assert reason =~ "told to fail pings"
+
+      assert_receive {:telemetry, [:snakepit, :worker, :health_check_failed], _,
+                      %{pool: ^pool, worker_id: ^id, reason: ^reason}},
+                     10_000
+
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_exit, ^id, ^os_pid, _}}, 10_000
+      assert_receive {:snakepit_pool_event, ^pool, {:worker_ready, new_id, _}} when new_id != id
+    end
+
     test "spawned, terminated and restarted" do
       name = :"telemetry_pool_#{System.unique_integer([:positive])}"
       pool = start_test_workers!(size: 1, name: name)

@@ -11,7 +11,8 @@ defmodule Snakepit.Adapters.TestWorker do
   ~4 GiB), `oversized` (`bytes`), `wrong_id`, `spawn_child` / `spawn_detached_child`
   (`sleep_s`), `print` (`stdout`, `stderr`), `flood` (`bytes` of output with no newline),
   `cancels` (ids of the cancel frames received), `health_checks` (`%{"heartbeats" => h,
-  "pings" => p}` received), `block` (`fifo`, optional `marker`: blocks
+  "pings" => p}` received), `fail_pings` (from then on `ping` fails: with `--no-heartbeat` the
+  worker fails its health checks), `count` (`n`, streamed within its credit window), `block` (`fifo`, optional `marker`: blocks
   reading the FIFO until the test writes a line, then `%{"released" => line}`; see
   `Snakepit.TestBlocker` in this project's tests).
 

@@ -19,6 +19,7 @@
 //! | `cancels` | | ids of the cancel frames received, in order, without repeats |
 //! | `count` | `n` | streamed: chunks `{"i":k,"credited":c}` for k in 0..n, then the final reply (see [`Worker::stream_count`]); not streamed: the list of those objects, `c` 0 |
 //! | `health_checks` | | `{"heartbeats":H,"pings":P}`: heartbeat frames answered and `ping` requests served so far |
+//! | `fail_pings` | | from now on `ping` answers with a failure (`PingFailed`): a worker health-checked with `ping` (`--no-heartbeat`) then fails its checks |
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
@@ -43,6 +44,7 @@ pub const COMMANDS: &[&str] = &[
     "crash",
     "echo",
     "fail",
+    "fail_pings",
     "flood",
     "garbage",
     "garbage_raw",
@@ -76,6 +78,8 @@ pub struct Worker {
     /// Heartbeat frames answered and `ping` requests served.
     heartbeats: u64,
     pings: u64,
+    /// `fail_pings` was called: `ping` fails.
+    failing_pings: bool,
 }
 
 impl Worker {
@@ -86,6 +90,7 @@ impl Worker {
             heartbeat,
             heartbeats: 0,
             pings: 0,
+            failing_pings: false,
         }
     }
 
@@ -215,9 +220,20 @@ impl Worker {
     /// Runs one command. Most reply normally; the fault commands write what they were told to.
     fn run(&mut self, id: u64, command: &str, args: Args) -> io::Result<()> {
         let outcome = match command {
+            "ping" if self.failing_pings => {
+                self.pings += 1;
+                Err(Failure::new(
+                    "PingFailed",
+                    "told to fail pings (fail_pings)",
+                ))
+            }
             "ping" => {
                 self.pings += 1;
                 Ok(json!({"status": "pong", "pid": std::process::id()}))
+            }
+            "fail_pings" => {
+                self.failing_pings = true;
+                Ok(Value::Bool(true))
             }
             "echo" => Ok(Value::Object(args)),
             "sleep" => u64_arg(&args, "ms").map(|ms| {

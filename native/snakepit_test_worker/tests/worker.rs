@@ -31,6 +31,7 @@ const ALL_COMMANDS: &[&str] = &[
     "crash",
     "echo",
     "fail",
+    "fail_pings",
     "flood",
     "garbage",
     "garbage_raw",
