@@ -25,17 +25,12 @@ defmodule SnakepitBench.Affinity do
     Logger.configure(level: :warning)
     seconds = String.to_integer(System.get_env("BENCH_SECONDS", "2"))
 
-    python =
-      Snakepit.Adapters.Python.resolve_interpreter(System.get_env("SNAKEPIT_PYTHON") || "python3")
-
-    {python_version, 0} = System.cmd(python, ["--version"], stderr_to_stdout: true)
+    {python, facts} = OS.python_and_facts()
 
     IO.puts("""
     ## Session affinity
 
-    - interpreter: #{python} (#{String.trim(python_version)})
-    - cores: #{:erlang.system_info(:logical_processors_available)} logical, \
-    #{System.schedulers_online()} schedulers online; OTP #{System.otp_release()}
+    #{facts}
     """)
 
     per_call(python, seconds)

@@ -26,17 +26,12 @@ defmodule SnakepitBench.Stream do
     chunks = String.to_integer(System.get_env("BENCH_CHUNKS", "200000"))
     runs = String.to_integer(System.get_env("BENCH_RUNS", "500"))
 
-    python =
-      Snakepit.Adapters.Python.resolve_interpreter(System.get_env("SNAKEPIT_PYTHON") || "python3")
-
-    {python_version, 0} = System.cmd(python, ["--version"], stderr_to_stdout: true)
+    {python, facts} = OS.python_and_facts()
 
     IO.puts("""
     ## Streams
 
-    - interpreter: #{python} (#{String.trim(python_version)})
-    - cores: #{:erlang.system_info(:logical_processors_available)} logical, \
-    #{System.schedulers_online()} schedulers online; OTP #{System.otp_release()}
+    #{facts}
     - #{chunks} chunks per stream (small: one integer each), median of 3 streams
 
     ### Chunks per second

@@ -31,11 +31,9 @@ defmodule SnakepitBench.Throughput do
     seconds = if quick?, do: 0.5, else: seconds_from_env()
     warmup = if quick?, do: 0.1, else: 0.5
 
-    python =
-      Snakepit.Adapters.Python.resolve_interpreter(System.get_env("SNAKEPIT_PYTHON") || "python3")
-
+    {python, facts} = OS.python_and_facts()
     sides = [snakepit_side(python), baseline_side(python)]
-    print_facts(python, seconds, warmup)
+    print_facts(facts, seconds, warmup)
 
     rows =
       for size <- @pool_sizes do
@@ -230,22 +228,12 @@ defmodule SnakepitBench.Throughput do
 
   ## Report
 
-  defp print_facts(python, seconds, warmup) do
-    {python_version, 0} = System.cmd(python, ["--version"], stderr_to_stdout: true)
-
-    cpu =
-      case File.read("/proc/cpuinfo") do
-        {:ok, info} -> Regex.run(~r/model name\s*:\s*(.+)/, info, capture: :all_but_first)
-        _ -> nil
-      end
-
+  defp print_facts(facts, seconds, warmup) do
     IO.puts("""
     ## snakepit_rs vs OTP Port pool
 
-    - interpreter: #{python} (#{String.trim(python_version)}), used by both sides
-    - cores: #{:erlang.system_info(:logical_processors_available)} logical, \
-    #{System.schedulers_online()} schedulers online#{if cpu, do: " (#{hd(cpu)})", else: ""}
-    - OTP #{System.otp_release()} (ERTS #{:erlang.system_info(:version)}), Elixir #{System.version()}
+    #{facts}
+    - the same interpreter for both sides
     - load: #{@callers} caller processes sending `ping` back to back, #{seconds} s measured \
     after #{warmup} s warm-up; latency measured in the caller
     """)

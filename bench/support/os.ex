@@ -1,6 +1,32 @@
 defmodule SnakepitBench.OS do
   @moduledoc "OS process checks for the benchmarks (Linux: reads /proc)."
 
+  @doc """
+  The interpreter the benchmarks run (`$SNAKEPIT_PYTHON`, else `python3`, resolved to the real
+  binary) and the report's lines about it and the machine: `{python, lines}`.
+  """
+  def python_and_facts do
+    python =
+      Snakepit.Adapters.Python.resolve_interpreter(System.get_env("SNAKEPIT_PYTHON") || "python3")
+
+    {version, 0} = System.cmd(python, ["--version"], stderr_to_stdout: true)
+
+    cpu =
+      case File.read("/proc/cpuinfo") do
+        {:ok, info} -> Regex.run(~r/model name\s*:\s*(.+)/, info, capture: :all_but_first)
+        _ -> nil
+      end
+
+    lines = """
+    - interpreter: #{python} (#{String.trim(version)})
+    - cores: #{:erlang.system_info(:logical_processors_available)} logical, \
+    #{System.schedulers_online()} schedulers online#{if cpu, do: " (#{hd(cpu)})", else: ""}
+    - OTP #{System.otp_release()} (ERTS #{:erlang.system_info(:version)}), Elixir #{System.version()}\
+    """
+
+    {python, lines}
+  end
+
   @doc "Whether OS process `os_pid` exists and is not a zombie."
   def alive?(os_pid) do
     case File.read("/proc/#{os_pid}/stat") do
