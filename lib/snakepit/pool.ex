@@ -220,7 +220,6 @@ defmodule Snakepit.Pool do
     with {:ok, config} <- native_config(opts[:adapter_module], opts),
          {:ok, native} <- start_native(config, opts) do
       Registry.register(opts[:name], native, opts)
-      subscribe_to_session_ends()
 
       {:ok,
        %{
@@ -304,7 +303,9 @@ defmodule Snakepit.Pool do
     {:noreply, state}
   end
 
-  # A session ended in the session store: forget its worker, and its workers drop its state.
+  # A session ended in a session store this pool was subscribed to (`SessionStore.subscribe/2`;
+  # the application's store ends sessions on every pool itself): forget its worker, and its
+  # workers drop its state.
   def handle_info({:snakepit_session_ended, session_id, _reason}, state) do
     Native.pool_end_session(state.native, session_id)
     {:noreply, state}
@@ -527,14 +528,6 @@ defmodule Snakepit.Pool do
 
   # The pool's options in the shape the native pool takes; `start_native/2` adds what the
   # adapter decides.
-  # The application's session store tells every pool when a session ends (deleted, expired).
-  # A pool started without it (the store is started by the application) has nothing to hear.
-  defp subscribe_to_session_ends do
-    if Process.whereis(Snakepit.Bridge.SessionStore),
-      do: Snakepit.Bridge.SessionStore.subscribe()
-  catch
-    :exit, _ -> :ok
-  end
 
   defp native_config(_adapter, opts) do
     {:ok,

@@ -84,9 +84,26 @@ defmodule Snakepit.Stream do
     stop(stream, :ok)
   end
 
+  # Called only on a stream whose end this process has not received. `:ended`: the stream had
+  # its outcome already (its worker answered, or a timeout ended it) and its last message is
+  # in the mailbox or about to be: it is awaited, so that none is left behind.
   defp halt_native(stream) do
-    :ok = Native.pool_stream_halt(stream.native, stream.id)
+    case Native.pool_stream_halt(stream.native, stream.id) do
+      :halted -> :ok
+      :ended -> await_end(stream.tag)
+    end
+
     flush(stream.tag)
+  end
+
+  defp await_end(tag) do
+    receive do
+      {^tag, :done} -> :ok
+      {^tag, :error, _} -> :ok
+    after
+      # Sent right after the reply was taken; the bound only guards against a lost message.
+      5_000 -> :ok
+    end
   end
 
   @doc """

@@ -62,6 +62,9 @@ defmodule Snakepit.SessionStateTest do
     bump(pool, id)
 
     :ok = SessionStore.delete_session(id)
+    # Ended on the pool before delete_session returned: nothing brings it back.
+    assert Snakepit.Pool.session_info(pool, id) == nil
+    assert {:error, :not_found} = SessionStore.get_session(id)
     assert_ended(pool, id, ~s({"count": 1}))
     assert %{"count" => 1} = bump(pool, id)
     SessionStore.delete_session(id)

@@ -22,6 +22,12 @@ defmodule Snakepit.StreamingTest do
     :ok
   end
 
+  # A message of a stream: `{tag, :chunk | :chunk_stall | :done | :error, ...}`.
+  defp stream_message?(message) when is_tuple(message) and tuple_size(message) >= 2,
+    do: elem(message, 1) in [:chunk, :chunk_stall, :done, :error]
+
+  defp stream_message?(_message), do: false
+
   defp start_pool(opts \\ []) do
     TestPool.start!(Keyword.merge([size: 1, adapter_args: @adapter_args], opts))
   end
@@ -237,6 +243,18 @@ defmodule Snakepit.StreamingTest do
 
       assert Snakepit.stream("count", %{n: 5}, pool: pool) |> Enum.map(&(&1 * 2)) |> Enum.sum() ==
                20
+    end
+
+    test "halting a stream just as it ends leaves none of its messages behind" do
+      # Taking all 3 chunks of a 3-chunk stream halts it while its worker is sending the end:
+      # the end may already be taken by the reader and on its way; it must not be left behind.
+      pool = start_pool(size: 2)
+
+      for _ <- 1..200 do
+        assert Snakepit.stream("count", %{n: 3}, pool: pool) |> Enum.take(3) == [0, 1, 2]
+        {:messages, messages} = Process.info(self(), :messages)
+        assert [] = Enum.filter(messages, &stream_message?/1)
+      end
     end
 
     test "a caller that dies mid-stream halts it: the generator stops, the worker is freed" do

@@ -329,9 +329,10 @@ defmodule Snakepit.Bridge.SessionStore do
   @doc """
   Subscribes `pid` (the caller by default) to session ends: it receives
   `{:snakepit_session_ended, session_id, :deleted | :expired}` for each session that ends
-  from now on (once, however often it subscribed). Every pool subscribes itself to the
-  application's store; subscribe a pool (its pid) to another store to have that store's
-  sessions end on the pool's workers too.
+  from now on (once, however often it subscribed). The application's store ends its sessions
+  on every running pool itself, before `delete_session/1` or the cleanup returns; subscribe a
+  pool (its pid) to another store to have that store's sessions end on the pool's workers
+  too.
   """
   @spec subscribe(server(), pid()) :: :ok
   def subscribe(server \\ __MODULE__, pid \\ self()) when is_pid(pid),
@@ -663,6 +664,13 @@ defmodule Snakepit.Bridge.SessionStore do
 
   # Every end goes through here: subscribers hear of it, and an expiry is a telemetry event.
   defp notify(state, session_id, reason) do
+    # The application's store ends the session on every running pool (its worker binding and
+    # the state its workers keep) before its own caller gets an answer, so that nothing reads
+    # or runs against a session that is gone. Other stores reach pools that subscribe.
+    if state.store.server == __MODULE__ do
+      for pool <- Snakepit.Pool.Registry.pools(), do: Snakepit.Pool.end_session(pool, session_id)
+    end
+
     for {pid, _ref} <- state.subscribers,
         do: send(pid, {:snakepit_session_ended, session_id, reason})
 

@@ -8,10 +8,12 @@ rustler::atoms! {
     true_ = "true",
     false_ = "false",
 
-    // stream messages (`stream.rs`)
+    // stream messages (`stream.rs`), and what halting a stream found
     chunk,
     chunk_stall,
     done,
+    halted,
+    ended,
 
     // check_deadline answers
     wait,

@@ -198,9 +198,14 @@ impl Pool {
     }
 
     /// The caller of stream `id` stops it: no more messages; its worker is sent a cancel.
-    pub fn halt(&self, env: Env, id: u64) {
+    /// Halts stream `id`. True when this took its reply (no message will come for it); false
+    /// when the stream had its outcome already: its last message is sent, or on its way from
+    /// the thread that took the reply.
+    pub fn halt(&self, env: Env, id: u64) -> bool {
         let effects = self.decide(|dispatch, now| dispatch.halt(id, now));
+        let halted = !effects.withdrawn.is_empty();
         self.apply(effects, Some(env));
+        halted
     }
 
     pub fn worker_up(

@@ -73,8 +73,8 @@ def main(argv=None):
             )
         framing.write_frame(reply_fd, protocol.encode_lossy(ready))
         serve(reader, reply_fd, dispatcher, max_frame_size, scope)
-    except (Terminated, BrokenPipeError):
-        pass  # asked to stop, or the pool is gone
+    except (Terminated, BrokenPipeError, control.Cancelled):
+        pass  # asked to stop, or the pool is gone (or a cancel raced a stop)
     except framing.FrameError as exc:
         log(f"stopping: {exc}")
         status = EXIT_PROTOCOL
@@ -123,7 +123,12 @@ def _handle_cancellable(dispatcher, scope, send_chunk, payload, send):
         scope.exit()  # a request is cancelled once: nothing more can fire
         final = dispatcher.cancelled(call.request_id)
     except BaseException:
-        scope.exit()
+        # A cancel raised just now must not replace what is leaving (a stop signal, a broken
+        # pipe): exit() clears it, and a Cancelled that fires before it does is dropped.
+        try:
+            scope.exit()
+        except control.Cancelled:
+            scope.exit()
         raise
     send(final)
 

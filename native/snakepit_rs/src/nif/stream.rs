@@ -109,10 +109,15 @@ fn pool_stream_ack(env: Env, pool: PoolRef, request_id: u64, taken: u64) -> rust
     atoms::ok()
 }
 
-/// Halts stream `request_id`: no message is sent for it after this returns (those sent before
-/// may be in the mailbox); its worker is sent a cancel. `:ok`, also for a stream that ended.
+/// Halts stream `request_id`; its worker is sent a cancel. `:halted`: no message is sent for it
+/// after this returns (those sent before may be in the mailbox). `:ended`: the stream had its
+/// outcome already, and its last message (`{tag, :done}` or `{tag, :error, _}`) is in the
+/// mailbox or on its way.
 #[rustler::nif]
 fn pool_stream_halt(env: Env, pool: PoolRef, request_id: u64) -> rustler::Atom {
-    pool.halt(env, request_id);
-    atoms::ok()
+    if pool.halt(env, request_id) {
+        atoms::halted()
+    } else {
+        atoms::ended()
+    }
 }
